@@ -1,0 +1,1 @@
+"""dirac: diffusion-based image inverse problems (DiracDiffusion)."""

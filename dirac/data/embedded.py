@@ -1,0 +1,334 @@
+"""Default datasets built from images that ship inside scikit-image's wheel (no download, ever).
+
+* :class:`PhotoCrops` — square crops of scikit-image's photographs, split by whole photograph:
+
+  ======  ==========================================================================================
+  test    ``chelsea`` + ``coffee`` — fixed by the product spec ("64 test crops, chelsea + coffee,
+          downscaled 4x").
+  val     ``astronaut`` — the one remaining everyday RGB photograph with people and man-made objects,
+          i.e. the closest in content and statistics to the test pair, so early-stopping and
+          hyper-parameters picked on it transfer.
+  train   RGB: ``rocket``, ``immunohistochemistry``, ``retina``, ``hubble_deep_field``, ``logo`` (its
+          alpha is opaque; it would be composited over white). Grey (``include_grey=True``, default):
+          ``camera``, ``coins``, ``moon``, ``brick``, ``grass``, ``gravel``, ``page``, ``text``, repeated
+          to 3 channels. Only ``rocket`` among the RGB training photographs is an everyday scene, so
+          the grey ones add most of the natural edges and textures a restoration prior needs; blur
+          and masks act per channel, so grey structure is directly useful. ``cell`` is left out: at
+          4x downscale most of its crops are flat (std < 0.02).
+  ======  ==========================================================================================
+
+  Photographs are downscaled with area averaging (PIL ``BOX``: antialiased, no ringing, stays in
+  [0, 1]) so that a 32-px crop covers object-scale structure (short sides ~75-130 px at 4x).
+* :class:`FaceCrops` — the 100 grey 25x25 faces of ``skimage.data.lfw_subset()`` (the 100 non-faces
+  that follow them are never used), resized to ``image_size``, split 80/10/10 by a fixed permutation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from functools import cache, lru_cache
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ._util import check_index, float_pair
+from .transforms import hflip as flip_lr
+from .transforms import item_rng, log_uniform, pil_to_tensor, resize, to_channels
+
+__all__ = [
+    "EXCLUDED_PHOTOS",
+    "TEST_PHOTOS",
+    "TRAIN_GREY_PHOTOS",
+    "TRAIN_RGB_PHOTOS",
+    "VAL_PHOTOS",
+    "FaceCrops",
+    "PhotoCrops",
+    "load_faces",
+    "load_photo",
+    "photo_names",
+]
+
+TEST_PHOTOS: tuple[str, ...] = ("chelsea", "coffee")
+VAL_PHOTOS: tuple[str, ...] = ("astronaut",)
+TRAIN_RGB_PHOTOS: tuple[str, ...] = ("rocket", "immunohistochemistry", "retina", "hubble_deep_field", "logo")
+TRAIN_GREY_PHOTOS: tuple[str, ...] = ("camera", "coins", "moon", "brick", "grass", "gravel", "page", "text")
+EXCLUDED_PHOTOS: tuple[str, ...] = ("cell",)
+_EVAL_SPLITS = ("val", "test")
+_N_FACES = 100
+_MIN_STD_TRIES = 10
+
+
+def photo_names(split: str, include_grey: bool = True) -> tuple[str, ...]:
+    """Names of the scikit-image photographs used by ``split`` ('train', 'val' or 'test')."""
+    if split == "test":
+        return TEST_PHOTOS
+    if split == "val":
+        return VAL_PHOTOS
+    if split == "train":
+        return TRAIN_RGB_PHOTOS + (TRAIN_GREY_PHOTOS if include_grey else ())
+    raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+
+
+@cache
+def _original_photo(name: str) -> Image.Image:
+    """Full-resolution photograph as a PIL image in mode 'RGB' or 'L' (alpha composited over white)."""
+    import skimage.data
+
+    allowed = TEST_PHOTOS + VAL_PHOTOS + TRAIN_RGB_PHOTOS + TRAIN_GREY_PHOTOS + EXCLUDED_PHOTOS
+    if name not in allowed:
+        raise ValueError(f"unknown photograph {name!r}; known (shipped with scikit-image): {allowed}")
+    arr = np.asarray(getattr(skimage.data, name)())
+    if arr.dtype != np.uint8:
+        raise TypeError(f"expected skimage.data.{name}() to be uint8, got {arr.dtype}")
+    if arr.ndim == 3 and arr.shape[-1] == 4:
+        a = arr[..., 3:].astype(np.float32) / 255.0
+        arr = np.round(arr[..., :3].astype(np.float32) * a + 255.0 * (1.0 - a)).astype(np.uint8)
+    return Image.fromarray(np.ascontiguousarray(arr))
+
+
+@lru_cache(maxsize=64)
+def _downscaled_photo(name: str, downscale: float) -> torch.Tensor:
+    img = _original_photo(name)
+    if downscale != 1.0:
+        w, h = img.size
+        img = img.resize((max(1, round(w / downscale)), max(1, round(h / downscale))), Image.Resampling.BOX)
+    return pil_to_tensor(img)
+
+
+def load_photo(name: str, downscale: float = 1.0, channels: int | None = None) -> torch.Tensor:
+    """A scikit-image photograph as a ``(C, H, W)`` float tensor in [0, 1], area-downscaled by ``downscale``.
+
+    Cached in memory (the returned tensor is a fresh copy). ``channels=None`` keeps the native 1 or 3.
+    """
+    if downscale < 1.0:
+        raise ValueError(f"downscale must be >= 1, got {downscale}")
+    x = _downscaled_photo(name, float(downscale))
+    return (x if channels is None else to_channels(x, channels)).clone()
+
+
+def _grid_positions(height: int, width: int, size: int, n: int) -> list[tuple[int, int]]:
+    """``n`` (top, left) corners on a regular grid covering the image evenly (rows x cols ~ aspect)."""
+    span_h, span_w = height - size, width - size
+    rows = max(1, min(n, round(math.sqrt(n * (span_h + 1) / (span_w + 1)))))
+    cols = -(-n // rows)
+    tops = np.linspace(0, span_h, rows).round().astype(int)
+    lefts = np.linspace(0, span_w, cols).round().astype(int)
+    grid = [(int(t), int(l)) for t in tops for l in lefts]
+    keep = np.linspace(0, len(grid) - 1, n).round().astype(int)
+    return [grid[i] for i in keep]
+
+
+class PhotoCrops(Dataset):
+    """Crops of scikit-image's photographs, split by whole photograph (see the module docstring).
+
+    Items are ``(channels, image_size, image_size)`` float32 tensors in [0, 1].
+
+    * ``val`` / ``test``: a fixed set of ``crops_per_image`` crops per photograph, on a regular grid that
+      covers each photograph (downscaled by ``downscale``) evenly — no randomness, so the test set is the
+      same for every run. Defaults give 64 test crops (32 x chelsea, 32 x coffee) and 32 val crops.
+    * ``train``: ``length`` crops per epoch (default 4096) drawn on the fly: a photograph uniformly at
+      random, a downscale factor (``downscale``, or log-uniform in ``random_scale``), a uniformly placed
+      square (sub-pixel), area-resampled to ``image_size``, mirrored with probability 1/2 when ``hflip``.
+      Crops with std below ``min_std`` (flat sky or border) are redrawn up to 10 times. Item ``i`` depends
+      only on (seed, epoch, i). A factor too large for a small photograph is reduced so the crop fits.
+
+    Args:
+        split: 'train', 'val' or 'test'.
+        image_size: crop side in pixels.
+        channels: 3 (grey photographs repeated) or 1 (RGB by BT.601 luma).
+        downscale: area downscale factor applied to the photographs first (>= 1).
+        crops_per_image: crops per photograph for val/test (ignored for train).
+        random_scale: (lo, hi) downscale range for train crops, e.g. (3, 6); None uses ``downscale``.
+        length: train items per epoch (ignored for val/test, whose length is fixed).
+        seed: seed of the train crops.
+        hflip: random horizontal flips; default True for train, False otherwise.
+        include_grey: add the grey photographs to the training set.
+        min_std: redraw threshold for flat train crops (0 disables).
+    """
+
+    def __init__(
+        self,
+        split: str,
+        image_size: int = 32,
+        channels: int = 3,
+        downscale: float = 4.0,
+        crops_per_image: int = 32,
+        random_scale: Sequence[float] | None = None,
+        length: int | None = None,
+        seed: int = 0,
+        hflip: bool | None = None,
+        include_grey: bool = True,
+        min_std: float = 0.02,
+    ) -> None:
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels}")
+        if float(downscale) < 1.0:
+            raise ValueError(f"downscale must be >= 1, got {downscale}")
+        if int(image_size) < 1 or int(crops_per_image) < 1:
+            raise ValueError(
+                f"image_size and crops_per_image must be positive, got {image_size}, {crops_per_image}"
+            )
+        scale = float_pair(random_scale, "random_scale")
+        if scale is not None and scale[0] < 1.0:
+            raise ValueError(f"random_scale must satisfy 1 <= lo <= hi, got {scale}")
+        self.split = split
+        self.sources: tuple[str, ...] = photo_names(split, include_grey)
+        self.image_size = int(image_size)
+        self.channels = int(channels)
+        self.downscale = float(downscale)
+        self.crops_per_image = int(crops_per_image)
+        self.random_scale = scale
+        self.seed = int(seed)
+        self.hflip = (split == "train") if hflip is None else bool(hflip)
+        self.min_std = float(min_std)
+        self.epoch = 0
+        size = self.image_size
+        if split in _EVAL_SPLITS:
+            self._items: list[tuple[str, int, int]] = []
+            for name in self.sources:
+                h, w = _downscaled_photo(name, self.downscale).shape[-2:]
+                if min(h, w) < size:
+                    raise ValueError(
+                        f"photograph {name!r} is {h}x{w} after downscale {self.downscale}, smaller than "
+                        f"image_size={size}; lower downscale or image_size."
+                    )
+                self._items += [(name, t, l) for t, l in _grid_positions(h, w, size, self.crops_per_image)]
+            self.length = len(self._items)
+        else:
+            usable = tuple(n for n in self.sources if min(_original_photo(n).size) >= size)
+            if not usable:
+                raise ValueError(f"no training photograph is at least {size} px on its shorter side")
+            self.sources = usable
+            self.length = 4096 if length is None else int(length)
+            if self.length < 1:
+                raise ValueError(f"length must be positive, got {length}")
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw a fresh set of train crops for a new epoch (no effect on val/test)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def crop_info(self, index: int) -> dict[str, object]:
+        """Item ``index``: photograph and crop geometry (val/test: downscaled px, train: original)."""
+        index = check_index(index, self.length)
+        if self.split in _EVAL_SPLITS:
+            name, top, left = self._items[index]
+            return {
+                "name": name,
+                "top": top,
+                "left": left,
+                "size": self.image_size,
+                "downscale": self.downscale,
+            }
+        return self._train_item(index)[1]
+
+    def _train_item(self, index: int) -> tuple[torch.Tensor, dict[str, object]]:
+        rng = item_rng(self.seed, self.epoch, index)
+        size = self.image_size
+        for _ in range(_MIN_STD_TRIES):
+            name = self.sources[int(rng.integers(len(self.sources)))]
+            img = _original_photo(name)
+            w, h = img.size
+            factor = self.downscale if self.random_scale is None else log_uniform(rng, *self.random_scale)
+            factor = min(factor, min(w, h) / size)
+            side = size * factor
+            left, top = float(rng.uniform(0.0, w - side)), float(rng.uniform(0.0, h - side))
+            flip = bool(self.hflip and rng.random() < 0.5)
+            patch = img.resize((size, size), Image.Resampling.BOX, box=(left, top, left + side, top + side))
+            x = to_channels(pil_to_tensor(patch), self.channels)
+            if self.min_std <= 0 or float(x.std()) >= self.min_std:
+                break
+        if flip:
+            x = flip_lr(x)
+        info = {"name": name, "top": top, "left": left, "side": side, "downscale": factor, "flip": flip}
+        return x.contiguous(), info
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        index = check_index(index, self.length)
+        if self.split in _EVAL_SPLITS:
+            name, top, left = self._items[index]
+            full = _downscaled_photo(name, self.downscale)
+            x = full[:, top : top + self.image_size, left : left + self.image_size]
+            return to_channels(x, self.channels).clone()
+        return self._train_item(index)[0]
+
+    def __repr__(self) -> str:
+        return (
+            f"PhotoCrops(split={self.split!r}, n={len(self)}, image_size={self.image_size}, "
+            f"channels={self.channels}, downscale={self.downscale}, sources={self.sources})"
+        )
+
+
+@lru_cache(maxsize=8)
+def _faces(image_size: int) -> torch.Tensor:
+    import skimage.data
+
+    raw = np.asarray(skimage.data.lfw_subset()[:_N_FACES], dtype=np.float32)  # first 100 are faces
+    x = torch.from_numpy(np.clip(raw, 0.0, 1.0)).unsqueeze(1)  # (100, 1, 25, 25)
+    return torch.stack([resize(f, image_size) for f in x])
+
+
+def load_faces(image_size: int = 25) -> torch.Tensor:
+    """All 100 LFW faces of ``skimage.data.lfw_subset()`` as a ``(100, 1, S, S)`` tensor in [0, 1]."""
+    return _faces(int(image_size)).clone()
+
+
+class FaceCrops(Dataset):
+    """The 100 grey LFW faces shipped with scikit-image, resized to ``image_size`` (antialiased bicubic).
+
+    Split 80/10/10 (train/val/test; 'all' = the 100) by a permutation of a fixed generator seeded with
+    ``split_seed`` — independent of ``seed``, which only drives the random horizontal flips of the train
+    split (on by default there). ``channels=3`` repeats the grey image. ``self.indices`` are the
+    positions in ``lfw_subset()``.
+    """
+
+    def __init__(
+        self,
+        split: str,
+        image_size: int = 32,
+        channels: int = 1,
+        seed: int = 0,
+        hflip: bool | None = None,
+        split_seed: int = 0,
+    ) -> None:
+        if split not in ("train", "val", "test", "all"):
+            raise ValueError(f"split must be 'train', 'val', 'test' or 'all', got {split!r}")
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels}")
+        if int(image_size) < 1:
+            raise ValueError(f"image_size must be positive, got {image_size}")
+        perm = np.random.default_rng(int(split_seed)).permutation(_N_FACES)
+        bounds = {"train": (0, 80), "val": (80, 90), "test": (90, 100), "all": (0, 100)}[split]
+        self.split = split
+        self.indices: list[int] = sorted(int(i) for i in perm[bounds[0] : bounds[1]])
+        self.image_size = int(image_size)
+        self.channels = int(channels)
+        self.seed = int(seed)
+        self.hflip = (split == "train") if hflip is None else bool(hflip)
+        self.epoch = 0
+        self._images = _faces(self.image_size)[self.indices]
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw fresh flips for a new epoch."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        index = check_index(index, len(self.indices))
+        x = self._images[index]
+        if self.hflip and item_rng(self.seed, self.epoch, index).random() < 0.5:
+            x = flip_lr(x)
+        return to_channels(x, self.channels).clone()
+
+    def __repr__(self) -> str:
+        return (
+            f"FaceCrops(split={self.split!r}, n={len(self)}, image_size={self.image_size}, "
+            f"channels={self.channels})"
+        )

@@ -1,0 +1,127 @@
+"""The stochastic degradation process (SDP) interface, DESIGN §1.
+
+A process is a family of linear operators ``A_s`` indexed by a severity ``s``, a severity schedule
+``t -> s(t)`` and a noise schedule ``sigma(t)``. Forward sample (paper eq. 4):
+``y_t = A_{s(t)}(x0) + sigma(t) z``, ``z ~ N(0, I)``.
+
+``t`` is a Python float, a 0-d tensor or a per-sample tensor of shape ``(B,)``; every operator is
+batched over it without a Python loop over the batch.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import ClassVar
+
+import torch
+from torch import Tensor
+
+from .noise import GeometricNoiseSchedule
+from .severity import SeveritySchedule
+
+TimeLike = float | Tensor
+
+
+def batch_times(t: TimeLike, batch: int, like: Tensor) -> Tensor:
+    """Broadcast ``t`` (float, 0-d or ``(B,)`` tensor) to a ``(B,)`` tensor on ``like``'s device/dtype."""
+    dtype = like.dtype if like.is_floating_point() else torch.float32
+    t = torch.as_tensor(t, dtype=dtype, device=like.device)
+    if t.ndim == 0:
+        return t.expand(batch)
+    if t.shape != (batch,):
+        raise ValueError(f"t must be a scalar or have shape ({batch},) to match the batch, got {tuple(t.shape)}")
+    return t
+
+
+def check_images(x: Tensor, name: str = "x") -> None:
+    """Raise a clear error unless ``x`` is a floating (B, C, H, W) batch."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (B, C, H, W), got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(
+            f"{name} must have shape (B, C, H, W), got {tuple(x.shape)}; add a batch dimension with x[None]"
+        )
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor in [0, 1], got dtype {x.dtype}; use x.float() / 255")
+
+
+class DegradationProcess(ABC):
+    """Base class of SDPs: ``degrade`` (A_t), ``adjoint`` (A_t^T), ``sigma``, ``sample``."""
+
+    kind: ClassVar[str] = "abstract"
+
+    def __init__(self, noise: GeometricNoiseSchedule, schedule: SeveritySchedule) -> None:
+        self.noise = noise
+        self.schedule = schedule
+
+    # --- operator family indexed by severity (implemented by subclasses) ---
+    @abstractmethod
+    def apply(self, x: Tensor, severity: Tensor) -> Tensor:
+        """``A_s x`` for a per-sample severity tensor of shape ``(B,)``."""
+
+    @abstractmethod
+    def apply_adjoint(self, y: Tensor, severity: Tensor) -> Tensor:
+        """``A_s^T y`` for a per-sample severity tensor of shape ``(B,)``."""
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of ``A_t x`` for an input of ``shape`` (same shape unless the operator resamples)."""
+        return tuple(shape)
+
+    def params(self) -> dict:
+        """Family parameters (everything but schedules) for checkpoints."""
+        return {}
+
+    # --- the SDP in terms of t ---
+    def severity(self, t: TimeLike, batch: int = 1, like: Tensor | None = None) -> Tensor:
+        """``s(t)`` as a ``(B,)`` tensor."""
+        like = like if like is not None else torch.zeros(())
+        return self.schedule(batch_times(t, batch, like))
+
+    def sigma(self, t: TimeLike) -> Tensor:
+        """Noise level ``sigma(t)`` (tensor of the shape of ``t``)."""
+        return self.noise(torch.as_tensor(t, dtype=torch.float32) if not isinstance(t, Tensor) else t)
+
+    @property
+    def sigma_y(self) -> float:
+        return self.noise.sigma_y
+
+    def degrade(self, x: Tensor, t: TimeLike) -> Tensor:
+        """``A_t x`` (noiseless)."""
+        check_images(x)
+        return self.apply(x, self.schedule(batch_times(t, x.shape[0], x)))
+
+    def adjoint(self, y: Tensor, t: TimeLike) -> Tensor:
+        """``A_t^T y``."""
+        check_images(y, "y")
+        return self.apply_adjoint(y, self.schedule(batch_times(t, y.shape[0], y)))
+
+    def sample(self, x0: Tensor, t: TimeLike, generator: torch.Generator | None = None) -> Tensor:
+        """Forward sample ``y_t = A_t x0 + sigma(t) z`` (eq. 4)."""
+        check_images(x0, "x0")
+        tb = batch_times(t, x0.shape[0], x0)
+        clean = self.apply(x0, self.schedule(tb))
+        z = torch.randn(clean.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        return clean + self.noise(tb).view(-1, 1, 1, 1) * z
+
+    def measure(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """A measurement ``y = A_1 x0 + sigma_y z`` (the SDP at t = 1)."""
+        return self.sample(x0, 1.0, generator)
+
+    def with_schedule(self, schedule: SeveritySchedule) -> DegradationProcess:
+        """The same process with another severity schedule."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.schedule = schedule
+        return new
+
+    def to_dict(self) -> dict:
+        """Plain-JSON description (kind, family parameters, noise, schedule) stored with checkpoints."""
+        return {
+            "kind": self.kind,
+            "params": self.params(),
+            "noise": self.noise.to_dict(),
+            "schedule": self.schedule.to_dict(),
+        }
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(params={self.params()}, noise={self.noise}, schedule={self.schedule})"

@@ -1,0 +1,164 @@
+"""NCSN++ reconstruction network built on ``diffusers.UNet2DModel`` (DESIGN §3).
+
+``Φθ(y, σ) = y + σ · U(2y − 1, σ)`` where ``U`` is diffusers' UNet2DModel with Gaussian-Fourier
+embedding of ``log σ`` and skip (FIR) down/up blocks. diffusers divides the UNet's output by the
+timestep when ``time_embedding_type="fourier"`` (a score parametrisation); multiplying by σ undoes
+that, so the predicted residual has the same scale for every σ (tested in tests/test_models.py).
+The network is conditioned on σ(t), not t, because the Fourier projection takes ``log(timestep)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from diffusers import UNet2DModel
+from torch import Tensor, nn
+
+
+@dataclass
+class NCSNppConfig:
+    """Architecture of an NCSN++ network; ``attention_resolutions`` are feature-map sizes in pixels."""
+
+    image_size: int = 32
+    channels: int = 3
+    block_out_channels: tuple[int, ...] = (32, 64, 64)
+    layers_per_block: int = 2
+    attention_resolutions: tuple[int, ...] = (8,)
+    dropout: float = 0.0
+    norm_num_groups: int = 16
+
+    def __post_init__(self) -> None:
+        self.block_out_channels = tuple(int(c) for c in self.block_out_channels)
+        self.attention_resolutions = tuple(int(r) for r in self.attention_resolutions)
+
+    @property
+    def downsample_factor(self) -> int:
+        return 2 ** (len(self.block_out_channels) - 1)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> NCSNppConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown NCSN++ config keys {sorted(unknown)}; known keys: {sorted(known)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["block_out_channels"] = list(self.block_out_channels)
+        d["attention_resolutions"] = list(self.attention_resolutions)
+        return d
+
+
+PRESETS: dict[str, NCSNppConfig] = {
+    # tests: ~51 k parameters, 8–16 px
+    "tiny": NCSNppConfig(
+        image_size=16, block_out_channels=(8, 16), layers_per_block=1, attention_resolutions=(), norm_num_groups=4
+    ),
+    # CPU default: ~1.9 M parameters, 32 px, attention at 8 px
+    "small": NCSNppConfig(
+        image_size=32,
+        block_out_channels=(32, 64, 64),
+        layers_per_block=2,
+        attention_resolutions=(8,),
+        norm_num_groups=16,
+    ),
+    # paper: ~67 M parameters, 256 px, channel_mult [1,1,2,2,2,2,2] × 128, attention at 16 px, dropout 0.1
+    "paper": NCSNppConfig(
+        image_size=256,
+        block_out_channels=(128, 128, 256, 256, 256, 256, 256),
+        layers_per_block=2,
+        attention_resolutions=(16,),
+        dropout=0.1,
+        norm_num_groups=32,
+    ),
+}
+
+
+class NCSNpp(nn.Module):
+    """``forward(y, sigma) -> x̂0``: residual clean-image prediction conditioned on the noise level."""
+
+    def __init__(self, config: NCSNppConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or NCSNppConfig()
+        c = self.config
+        if c.image_size % c.downsample_factor:
+            raise ValueError(
+                f"image_size {c.image_size} is not divisible by 2**(levels-1) = {c.downsample_factor} for "
+                f"{len(c.block_out_channels)} levels; use a multiple of {c.downsample_factor} or fewer levels"
+            )
+        resolutions = [c.image_size // 2**i for i in range(len(c.block_out_channels))]
+        attn = [r in c.attention_resolutions for r in resolutions]
+        for ch, a in zip(c.block_out_channels, attn, strict=True):
+            if ch % c.norm_num_groups or (a and ch % 32):
+                raise ValueError(
+                    f"channel count {ch} must be divisible by norm_num_groups={c.norm_num_groups}"
+                    + (" and by 32 at attention levels" if a else "")
+                )
+        if c.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {c.channels}")
+        # diffusers' skip blocks hard-code 3-channel skip convolutions, so the UNet always works on RGB;
+        # grey images are replicated to 3 channels on the way in and averaged on the way out.
+        self.unet = UNet2DModel(
+            sample_size=c.image_size,
+            in_channels=3,
+            out_channels=3,
+            time_embedding_type="fourier",
+            down_block_types=tuple("AttnSkipDownBlock2D" if a else "SkipDownBlock2D" for a in attn),
+            up_block_types=tuple("AttnSkipUpBlock2D" if a else "SkipUpBlock2D" for a in reversed(attn)),
+            block_out_channels=c.block_out_channels,
+            layers_per_block=c.layers_per_block,
+            norm_num_groups=c.norm_num_groups,
+            resnet_time_scale_shift="scale_shift",
+            mid_block_scale_factor=2**-0.5,
+            attention_head_dim=None,
+            dropout=c.dropout,
+        )
+
+    def check_input(self, y: Tensor) -> None:
+        c = self.config
+        if y.ndim != 4:
+            raise ValueError(f"network input must be (B, C, H, W), got shape {tuple(y.shape)}")
+        if y.shape[1] != c.channels:
+            raise ValueError(
+                f"network expects {c.channels}-channel images, got {y.shape[1]} channels; convert the images "
+                f"(grey <-> RGB) or use a model trained with channels={y.shape[1]}"
+            )
+        h, w = y.shape[-2:]
+        if h % c.downsample_factor or w % c.downsample_factor:
+            raise ValueError(
+                f"image size {h}x{w} does not fit the network depth: both sides must be multiples of "
+                f"{c.downsample_factor} ({len(c.block_out_channels)} levels); crop or resize the images"
+            )
+
+    def forward(self, y: Tensor, sigma: Tensor) -> Tensor:
+        """``x̂0 = y + σ · U(2y − 1, σ)``; ``sigma`` is a positive ``(B,)`` tensor or a scalar."""
+        self.check_input(y)
+        sigma = torch.as_tensor(sigma, dtype=y.dtype, device=y.device)
+        if sigma.ndim == 0:
+            sigma = sigma.expand(y.shape[0])
+        # UNet2DModel returns raw / σ with fourier embedding; × σ recovers the raw residual.
+        y_in = y.expand(-1, 3, -1, -1) if y.shape[1] == 1 else y
+        scaled = self.unet(2.0 * y_in - 1.0, sigma).sample
+        if y.shape[1] == 1:
+            scaled = scaled.mean(1, keepdim=True)
+        return y + sigma.view(-1, 1, 1, 1) * scaled
+
+
+def build_ncsnpp(spec: str | dict | NCSNppConfig, **overrides) -> NCSNpp:
+    """Build from a preset name (``tiny``/``small``/``paper``), a config dict or an ``NCSNppConfig``."""
+    if isinstance(spec, str):
+        if spec not in PRESETS:
+            raise ValueError(f"unknown NCSN++ preset {spec!r}; known: {sorted(PRESETS)}")
+        base = PRESETS[spec].to_dict()
+    elif isinstance(spec, NCSNppConfig):
+        base = spec.to_dict()
+    else:
+        base = dict(spec)
+    base.update(overrides)
+    return NCSNpp(NCSNppConfig.from_dict(base))
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

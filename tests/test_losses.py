@@ -1,0 +1,61 @@
+import pytest
+import torch
+
+from dirac.degradations import GaussianBlurProcess, SmoothInpaintingProcess
+from dirac.losses import IncrementalReconstructionLoss
+from tests.conftest import smooth_images
+
+
+def _setup(proc):
+    x0 = smooth_images(4, 3, 16)
+    t = torch.tensor([0.2, 0.5, 0.8, 1.0])
+    y_t = proc.sample(x0, t, torch.Generator().manual_seed(0))
+    pred_noise = 0.1 * torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
+
+    def model(y, tt):
+        return 0.5 * (y + x0) + pred_noise
+
+    return x0, t, y_t, model
+
+
+@pytest.mark.parametrize(
+    "proc", [GaussianBlurProcess(0.0, 2.0), SmoothInpaintingProcess(0.0, 4.0)], ids=["blur", "inpaint"]
+)
+def test_delta_t_one_is_clean_image_mse(proc):
+    x0, t, y_t, model = _setup(proc)
+    loss = IncrementalReconstructionLoss(proc, delta_t=1.0, weighting="none")
+    got = loss.per_sample(model, x0, t, y_t)
+    expected = (model(y_t, t) - x0).pow(2).flatten(1).mean(1)
+    assert torch.allclose(got, expected, atol=1e-7)
+
+
+def test_delta_t_zero_is_eq12_and_weighting():
+    proc = GaussianBlurProcess(0.3, 2.0)
+    x0, t, y_t, model = _setup(proc)
+    loss = IncrementalReconstructionLoss(proc, delta_t=0.0, weighting="inv_sigma2")
+    got = loss.per_sample(model, x0, t, y_t)
+    pred = model(y_t, t)
+    eq12 = (proc.degrade(pred, t) - proc.degrade(x0, t)).pow(2).flatten(1).mean(1) / proc.sigma(t) ** 2
+    assert torch.allclose(got, eq12, rtol=1e-5)
+    # look-ahead: tau = max(t - dt, 0) per sample
+    la = IncrementalReconstructionLoss(proc, delta_t=0.5, weighting="none").per_sample(model, x0, t, y_t)
+    tau = (t - 0.5).clamp_min(0)
+    ref = (proc.degrade(pred, tau) - proc.degrade(x0, tau)).pow(2).flatten(1).mean(1)
+    assert torch.allclose(la, ref, atol=1e-7)
+
+
+def test_oracle_has_zero_loss_and_bad_args():
+    proc = GaussianBlurProcess(0.3, 2.0)
+    x0 = smooth_images(4, 3, 16)
+    loss = IncrementalReconstructionLoss(proc, delta_t=0.3)
+    assert loss(lambda y, t: x0, x0, torch.Generator().manual_seed(0)).item() == 0.0
+    with pytest.raises(ValueError, match="delta_t"):
+        IncrementalReconstructionLoss(proc, delta_t=1.5)
+    with pytest.raises(ValueError, match="weighting"):
+        IncrementalReconstructionLoss(proc, weighting="snr")
+
+
+def test_times_are_in_half_open_unit_interval():
+    proc = GaussianBlurProcess(0.3, 2.0)
+    t = IncrementalReconstructionLoss(proc).sample_times(10000, torch.zeros(1), torch.Generator().manual_seed(0))
+    assert t.min() > 0 and t.max() <= 1 and abs(t.mean().item() - 0.5) < 0.02
