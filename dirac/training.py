@@ -1,0 +1,294 @@
+"""Training loop on ``accelerate``: one code path for CPU, one GPU, many GPUs and many nodes.
+
+``accelerate launch train.py …`` distributes it unchanged. EMA (torch's ``AveragedModel``), gradient
+clipping, linear LR warm-up, mixed precision (accelerate), periodic validation and sample grids,
+atomic pickle-free checkpoints (``dirac.checkpoint``) and exact resumption.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm.auto import tqdm
+
+from .checkpoint import (
+    load_nested,
+    point_last,
+    read_state,
+    read_weights,
+    rng_state,
+    set_rng_state,
+    write_checkpoint,
+)
+from .degradations import DegradationProcess
+from .io import save_grid
+from .losses import IncrementalReconstructionLoss
+from .models import Reconstructor
+from .sampling import ReverseSampler
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping settings (``configs/trainer/*.yaml``)."""
+
+    max_steps: int = 1000
+    batch_size: int = 32
+    lr: float = 2e-4
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    mixed_precision: str = "no"
+    log_every: int = 25
+    val_every: int = 250
+    checkpoint_every: int = 250
+    keep_checkpoints: int = 2
+    num_workers: int = 0
+    seed: int = 0
+    val_images: int = 32
+    sample_steps: int = 20
+    cpu: bool = False
+    progress: bool = True
+
+
+class EpochShuffle(Sampler[int]):
+    """A permutation of ``range(n)`` that depends only on ``(seed, epoch)``, so a resumed run sees the same
+    order (torch's RandomSampler draws from a generator whose state we would otherwise have to carry)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class Trainer:
+    """Trains ``Φθ`` with the incremental reconstruction loss on ``process``."""
+
+    def __init__(
+        self,
+        net: torch.nn.Module,
+        process: DegradationProcess,
+        loss: IncrementalReconstructionLoss,
+        train_set: Dataset,
+        val_set: Dataset,
+        config: TrainConfig,
+        out_dir: str | Path,
+        run_state: dict[str, Any],
+        log_with: str | None = None,
+        tracker_init: dict[str, Any] | None = None,
+    ) -> None:
+        self.cfg = config
+        self.process = process
+        self.loss = loss
+        self.out = Path(out_dir)
+        self.ckpt_dir = self.out / "checkpoints"
+        self.run_state = run_state  # config, model and data descriptions stored with every checkpoint
+        self.acc = Accelerator(
+            mixed_precision=config.mixed_precision, cpu=config.cpu, log_with=log_with, project_dir=str(self.out)
+        )
+        set_seed(config.seed)
+        self.model = Reconstructor(net, process.noise)
+        self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        warm = max(1, config.warmup_steps)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / warm))
+        if len(train_set) < config.batch_size:
+            raise ValueError(
+                f"the training set has {len(train_set)} images, fewer than one batch of {config.batch_size}; "
+                f"lower trainer.batch_size or add images"
+            )
+        self.sampler = EpochShuffle(len(train_set), config.seed)
+        loader = DataLoader(
+            train_set,
+            batch_size=config.batch_size,
+            sampler=self.sampler,
+            drop_last=True,
+            num_workers=config.num_workers,
+            persistent_workers=False,
+        )
+        self.train_set = train_set
+        self.model, self.opt, self.loader, self.sched = self.acc.prepare(self.model, self.opt, loader, self.sched)
+        self.ema.to(self.acc.device)
+        self.gen = torch.Generator(device=self.acc.device).manual_seed(config.seed * 7919 + 17 + self.acc.process_index)
+        self.step = 0
+        self._val_batch = self._fixed_val_batch(val_set)
+        if log_with:
+            self.acc.init_trackers("dirac", config=run_state.get("config", {}), init_kwargs=tracker_init or {})
+
+    # ----- validation -----
+    def _fixed_val_batch(self, val_set: Dataset) -> dict[str, torch.Tensor]:
+        n = min(self.cfg.val_images, len(val_set))
+        x = torch.stack([val_set[i] for i in range(n)]).to(self.acc.device)
+        g = torch.Generator(device=self.acc.device).manual_seed(1234)
+        t = torch.rand(n, generator=g, device=self.acc.device).clamp_min(self.loss.t_min)
+        return {"x": x, "t": t, "y_t": self.process.sample(x, t, g), "y": self.process.measure(x, g)}
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        v = self._val_batch
+        ema = self.ema.module.eval()
+        raw = self.acc.unwrap_model(self.model).eval()
+        out = {
+            "val/loss": self.loss.per_sample(raw, v["x"], v["t"], v["y_t"]).mean().item(),
+            "val/loss_ema": self.loss.per_sample(ema, v["x"], v["t"], v["y_t"]).mean().item(),
+        }
+        one_shot = ema(v["y"], torch.ones(len(v["y"]), device=v["y"].device)).clamp(0, 1)
+        mse = (one_shot - v["x"]).pow(2).flatten(1).mean(1)
+        out["val/psnr_one_shot"] = (10 * torch.log10(1 / mse)).mean().item()
+        mse_y = (v["y"].clamp(0, 1) - v["x"]).pow(2).flatten(1).mean(1)
+        out["val/psnr_measurement"] = (10 * torch.log10(1 / mse_y)).mean().item()
+        if self.acc.is_main_process:
+            k = min(8, len(v["x"]))
+            sampled = ReverseSampler(self.process, steps=self.cfg.sample_steps)(
+                ema, v["y"][:k], torch.Generator(device=v["y"].device).manual_seed(0)
+            ).output
+            save_grid(
+                [v["x"][:k], v["y"][:k], one_shot[:k], sampled],
+                self.out / "samples" / f"step_{self.step:07d}.png",
+                scale=2,
+            )
+        raw.train()
+        return out
+
+    # ----- checkpoints -----
+    def save(self) -> Path | None:
+        self.acc.wait_for_everyone()
+        if not self.acc.is_main_process:
+            return None
+        name = f"step_{self.step:07d}"
+        state = {**self.run_state, "step": self.step, "process": self.process.to_dict()}
+        write_checkpoint(
+            self.ckpt_dir / name,
+            model=self.acc.unwrap_model(self.model).net.state_dict(),
+            ema=self.ema.module.net.state_dict(),
+            optimizer={
+                "optimizer": self.opt.state_dict(),
+                "lr_scheduler": self.sched.state_dict(),
+                "ema_n_averaged": self.ema.n_averaged,
+            },
+            rng=rng_state(self.gen),
+            state=state,
+        )
+        point_last(self.ckpt_dir, name)
+        olds = sorted(p for p in self.ckpt_dir.glob("step_*") if p.is_dir())
+        for p in olds[: max(0, len(olds) - self.cfg.keep_checkpoints)]:
+            shutil.rmtree(p, ignore_errors=True)
+        return self.ckpt_dir / name
+
+    def resume(self, folder: str | Path) -> None:
+        """Restore weights, EMA, optimizer, LR schedule, RNG states and step from a checkpoint."""
+        folder = Path(folder)
+        state = read_state(folder)
+        self.acc.unwrap_model(self.model).net.load_state_dict(read_weights(folder, ema=False))
+        self.ema.module.net.load_state_dict(read_weights(folder, ema=True))
+        opt_state = load_nested(folder / "optimizer.safetensors")
+        self.opt.load_state_dict(opt_state["optimizer"])
+        self.sched.load_state_dict(opt_state["lr_scheduler"])
+        self.ema.n_averaged.copy_(opt_state["ema_n_averaged"])
+        set_rng_state(load_nested(folder / "rng.safetensors"), self.gen)
+        self.step = int(state["step"])
+
+    # ----- loop -----
+    def fit(self) -> dict[str, float]:
+        cfg = self.cfg
+        steps_per_epoch = len(self.loader)
+        log_file = self.out / "train_log.jsonl"
+        last_logs: dict[str, float] = {}
+        bar = tqdm(
+            total=cfg.max_steps,
+            initial=self.step,
+            disable=not (cfg.progress and self.acc.is_main_process),
+            desc="train",
+            dynamic_ncols=True,
+        )
+        t_last, step_last = time.perf_counter(), self.step
+        running = 0.0
+        self.model.train()
+        while self.step < cfg.max_steps:
+            epoch, skip = divmod(self.step, steps_per_epoch)
+            if hasattr(self.train_set, "set_epoch"):
+                self.train_set.set_epoch(epoch)
+            loader = self.acc.skip_first_batches(self.loader, skip) if skip else self.loader
+            # accelerate's loader re-seeds the sampler with its own iteration counter at every __iter__; pin
+            # it to the true epoch so a resumed process (whose counter restarts at 0) sees the same order
+            loader.set_epoch(epoch)
+            for x0 in loader:
+                loss = self.loss(self.model, x0, self.gen)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"training loss became {loss.item()} at step {self.step}; lower trainer.lr, keep "
+                        f"trainer.grad_clip on, or check the data for NaNs. The last checkpoint is intact."
+                    )
+                self.acc.backward(loss)
+                if cfg.grad_clip > 0:
+                    self.acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.opt.step()
+                self.sched.step()
+                self.opt.zero_grad(set_to_none=True)
+                self.ema.update_parameters(self.acc.unwrap_model(self.model))
+                self.step += 1
+                running += loss.item()
+                bar.update(1)
+                end = self.step == cfg.max_steps
+                logs: dict[str, float] = {}
+                if self.step % cfg.log_every == 0 or end:
+                    now = time.perf_counter()
+                    n = self.step - step_last
+                    logs = {
+                        "train/loss": running / max(n, 1),
+                        "lr": self.sched.get_last_lr()[0],
+                        "train/images_per_s": n * cfg.batch_size * self.acc.num_processes / (now - t_last),
+                    }
+                    t_last, step_last, running = now, self.step, 0.0
+                    bar.set_postfix(loss=f"{logs['train/loss']:.4g}")
+                if cfg.val_every and (self.step % cfg.val_every == 0 or end):
+                    logs.update(self.validate())
+                if logs:
+                    self._log(logs, log_file)
+                    last_logs.update(logs)
+                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps:
+                    self.save()
+                if self.step >= cfg.max_steps:
+                    break
+        bar.close()
+        self.acc.end_training()
+        return last_logs
+
+    def _log(self, logs: dict[str, float], log_file: Path) -> None:
+        self.acc.log(logs, step=self.step)
+        if self.acc.is_main_process:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            with open(log_file, "a") as f:
+                f.write(
+                    json.dumps({"step": self.step, **{k: (v if math.isfinite(v) else None) for k, v in logs.items()}})
+                    + "\n"
+                )
+
+
+def train_config_from_dict(d: dict[str, Any]) -> TrainConfig:
+    known = set(TrainConfig.__dataclass_fields__)
+    unknown = set(d) - known
+    if unknown:
+        raise ValueError(f"unknown trainer keys {sorted(unknown)}; known: {sorted(known)}")
+    return TrainConfig(**d)
+
+
+__all__ = ["EpochShuffle", "TrainConfig", "Trainer", "train_config_from_dict"]
