@@ -1,0 +1,1 @@
+"""Analysis: early-stopping sweeps, timing, figures."""
