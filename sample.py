@@ -79,7 +79,8 @@ def resolve_t_stop(cfg: DictConfig) -> tuple[dict[str, Any], str]:
         if not path.is_file():
             raise SystemExit(
                 f"sampler.t_stop={label} needs an early-stopping choice file, {path} does not exist; run "
-                f"`python sample.py mode=sweep checkpoint={cfg.checkpoint}` first and pass choice=OUT/early_stopping.json"
+                f"`python sample.py mode=sweep checkpoint={cfg.checkpoint}` first and pass "
+                f"choice=OUT/early_stopping.json"
             )
         choice = json.loads(path.read_text())
         if label not in choice:
