@@ -59,6 +59,8 @@ def main(cfg: DictConfig) -> None:
     out = Path(HydraConfig.get().runtime.output_dir)
     c = OmegaConf.to_container(cfg, resolve=True)
     resume_from = _resume_point(cfg, out)
+    torch.manual_seed(int(c["trainer"]["seed"]))  # reproducible initial weights
+    net = model_from_config(c["model"])  # first: a size the network cannot take fails before any data work
     train_set = dataset_from_config(c["data"], "train")
     val_set = dataset_from_config(c["data"], "val")
     if resume_from is not None:
@@ -72,8 +74,6 @@ def main(cfg: DictConfig) -> None:
         images = torch.stack([train_set[i] for i in range(n)])
         process = process.with_schedule(schedule_from_config(process, images, c["schedule"]))
     (out / "schedule.json").write_text(json.dumps(process.schedule.to_dict(), indent=1))
-    torch.manual_seed(int(c["trainer"]["seed"]))  # reproducible initial weights
-    net = model_from_config(c["model"])
     log.info("model: %.2f M parameters; process: %s", count_parameters(net) / 1e6, process)
     logger = c.get("logger", {"backend": "none"})
     log_with = "wandb" if logger["backend"] == "wandb" else None

@@ -1,0 +1,214 @@
+"""End to end through the command-line entry points: train a tiny model, kill it, resume it, sample, sweep."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "experiment=blur_default",
+    "model=ncsnpp_tiny",
+    "data.image_size=16",
+    "data.train.length=64",
+    "trainer.batch_size=8",
+    "trainer.log_every=1",
+    "trainer.val_every=2",
+    "trainer.checkpoint_every=2",
+    "trainer.val_images=8",
+    "trainer.sample_steps=3",
+    "trainer.progress=false",
+    "schedule.num_steps=8",
+    "schedule.num_candidates=40",
+    "schedule.num_images=8",
+]
+
+
+def run(script: str, *args: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "disabled"}
+    proc = subprocess.run(
+        [sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    """A tiny blur model trained for 6 steps straight through."""
+    out = tmp_path_factory.mktemp("train")
+    run("train.py", *TINY, "trainer.max_steps=6", f"hydra.run.dir={out}")
+    return out
+
+
+def test_train_writes_checkpoints_schedule_and_samples(trained):
+    last = trained / "checkpoints" / "last"
+    state = json.loads((last / "state.json").read_text())
+    assert state["step"] == 6 and state["process"]["kind"] == "blur"
+    assert state["process"]["schedule"]["kind"] == "greedy" and len(state["process"]["schedule"]["t"]) == 9
+    for f in ("model.safetensors", "ema.safetensors", "optimizer.safetensors", "rng.safetensors"):
+        assert (last / f).is_file()
+    assert not list((trained / "checkpoints").glob(".tmp-*"))  # nothing half-written left behind
+    assert list((trained / "samples").glob("*.png"))
+    logs = [json.loads(line) for line in (trained / "train_log.jsonl").read_text().splitlines()]
+    assert logs[-1]["step"] == 6 and all(math.isfinite(r["train/loss"]) for r in logs if "train/loss" in r)
+
+
+def test_killed_run_resumes_exactly(trained, tmp_path):
+    """SIGKILL a run mid-training, resume it with resume=auto: the result equals the uninterrupted run."""
+    out = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "WANDB_MODE": "disabled"}
+    proc = subprocess.Popen(
+        [sys.executable, "train.py", *TINY, "trainer.max_steps=1000", f"hydra.run.dir={out}"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    last = out / "checkpoints" / "last"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (last / "state.json").is_file():
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert (last / "state.json").is_file(), "the run never wrote a checkpoint"
+    killed_at = json.loads((last / "state.json").read_text())["step"]
+    assert 2 <= killed_at < 1000
+    # continue to step 6 (further checkpoints beyond 6 from the killed run are impossible: it stopped early)
+    if killed_at > 6:
+        pytest.skip(f"the machine was fast enough to pass step 6 ({killed_at}) before the kill")
+    res = run("train.py", *TINY, "trainer.max_steps=6", f"hydra.run.dir={out}")
+    assert f"at step {killed_at}" in res.stderr + res.stdout
+    a = load_file(str(trained / "checkpoints" / "last" / "model.safetensors"))
+    b = load_file(str(last / "model.safetensors"))
+    assert max((a[k] - b[k]).abs().max().item() for k in a) == 0.0
+
+
+def test_resume_refuses_another_degradation(trained, tmp_path):
+    res = run("train.py", *TINY, "degradation=inpaint", "trainer.max_steps=8", f"hydra.run.dir={trained}", check=False)
+    assert res.returncode != 0 and "was trained with degradation=" in res.stderr + res.stdout
+
+
+def test_sample_writes_metrics_grid_and_pngs(trained, tmp_path):
+    out = tmp_path / "sample"
+    ckpt = trained / "checkpoints" / "last"
+    run(
+        "sample.py",
+        f"checkpoint={ckpt}",
+        f"hydra.run.dir={out}",
+        "num_images=6",
+        "sampler.steps=4",
+        "samples_per_measurement=2",
+        "sampler.guidance=std",
+        "sampler.guidance_strength=0.5",
+    )
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("psnr", "ssim", "measurement_psnr"):
+        assert math.isfinite(m[key])
+    assert m["num_images"] == 6 and m["samples_per_measurement"] == 2
+    assert m["timing"]["nfe_per_image"] == 5 and m["timing"]["overhead_ratio"] > 0
+    assert len(list((out / "reconstructions").glob("*.png"))) == 12
+    assert len(list((out / "uncertainty").glob("*.png"))) == 6
+    assert Image.open(out / "grid.png").size[0] > 16 * 4
+
+
+def test_sweep_then_sample_at_po(trained, tmp_path):
+    out = tmp_path / "sweep"
+    ckpt = trained / "checkpoints" / "last"
+    run(
+        "sample.py",
+        f"checkpoint={ckpt}",
+        "mode=sweep",
+        f"hydra.run.dir={out}",
+        "num_images=8",
+        "sampler.steps=4",
+        "sweep.po_samples=2",
+    )
+    choice = json.loads((out / "early_stopping.json").read_text())
+    assert 0.0 <= choice["do"]["t"] <= 1.0 and 0.0 <= choice["po"]["t"] <= 1.0
+    curves = json.loads((out / "sweep_curves.json").read_text())
+    assert len(curves["psnr"]) == 5 and len(curves["data_consistency"]) == 5
+    for fig in ("perception_distortion", "metrics_vs_t", "data_consistency", "schedule", "samples"):
+        assert (out / "figures" / f"{fig}.png").is_file() and (out / "figures" / f"{fig}.json").is_file()
+    m = json.loads((out / "metrics.json").read_text())
+    assert math.isfinite(m["test"]["do"]["psnr"]) and math.isfinite(m["test"]["po"]["swd"])
+    out2 = tmp_path / "po"
+    run(
+        "sample.py",
+        f"checkpoint={ckpt}",
+        f"hydra.run.dir={out2}",
+        "num_images=4",
+        "sampler.t_stop=po",
+        f"choice={out / 'early_stopping.json'}",
+    )
+    m2 = json.loads((out2 / "metrics.json").read_text())
+    assert m2["t_stop_label"] == "po" and m2["sampler"]["t_stop"] == pytest.approx(choice["po"]["t"])
+
+
+def test_sample_on_a_folder_of_measurements(trained, tmp_path):
+    folder = tmp_path / "mine" / "sub"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        Image.new("RGB", (16, 16), (40 * i, 100, 200)).save(folder / f"m{i}.png")
+    out = tmp_path / "out"
+    run(
+        "sample.py",
+        f"checkpoint={trained / 'checkpoints' / 'last'}",
+        f"measurements={tmp_path / 'mine'}",
+        f"hydra.run.dir={out}",
+        "sampler.steps=3",
+    )
+    assert sorted(p.name for p in (out / "reconstructions" / "sub").glob("*.png")) == ["m0.png", "m1.png", "m2.png"]
+    m = json.loads((out / "metrics.json").read_text())
+    assert "psnr" not in m and math.isfinite(m["data_consistency"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["degradation=inpaint"], "trained for the 'blur' degradation"),
+        (["no_such_key=1"], "no_such_key"),
+        (["sampler.step=heun"], "unknown step type"),
+        (["sampler.t_stop=po"], "needs an early-stopping choice file"),
+    ],
+)
+def test_sample_bad_input_errors(trained, tmp_path, args, message):
+    res = run(
+        "sample.py", f"checkpoint={trained / 'checkpoints' / 'last'}", f"hydra.run.dir={tmp_path}", *args, check=False
+    )
+    assert res.returncode != 0 and message in res.stdout + res.stderr
+
+
+def test_train_bad_input_errors(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = run(
+        "train.py",
+        *[a for a in TINY if not a.startswith("data.train")],
+        "data=folder",
+        f"data.root={empty}",
+        "trainer.max_steps=1",
+        f"hydra.run.dir={tmp_path / 'r'}",
+        check=False,
+    )
+    assert res.returncode != 0 and "no images" in (res.stdout + res.stderr).lower()
+    res = run(
+        "train.py",
+        "model=ncsnpp_small",
+        "data.image_size=30",
+        "trainer.max_steps=1",
+        f"hydra.run.dir={tmp_path / 'r2'}",
+        check=False,
+    )
+    assert res.returncode != 0 and "multiple of 4" in res.stdout + res.stderr
