@@ -1,0 +1,86 @@
+"""Smoke tests of the bench/ scripts: each ``main`` runs with ``--quick`` and writes finite positive ratios."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+SCRIPTS = ("sampler_overhead", "train_step_overhead", "degradation_cost", "throughput")
+
+
+@pytest.fixture
+def bench_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    threads = torch.get_num_threads()
+
+    def load(name: str):
+        return importlib.import_module(name)
+
+    yield load
+    torch.set_num_threads(threads)
+    for name in (*SCRIPTS, "run_all", "_benchutil"):
+        sys.modules.pop(name, None)
+
+
+def _flat(d: dict) -> dict[str, float]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update({f"{k}.{kk}": vv for kk, vv in _flat(v).items()})
+        else:
+            out[k] = v
+    return out
+
+
+def _check_ratios(ratios: dict) -> None:
+    flat = _flat(ratios)
+    assert flat, "no ratios written"
+    for key, value in flat.items():
+        assert isinstance(value, float) and math.isfinite(value) and value > 0, (key, value)
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_script_quick(bench_module, tmp_path, name):
+    result = bench_module(name).main(["--quick", "--out", str(tmp_path)])
+    path = tmp_path / f"{name}.json"
+    assert path.is_file()
+    data = json.loads(path.read_text())
+    assert data["name"] == name and data["config"]["quick"] is True
+    assert data["config"]["model"] == "tiny" and data["config"]["image_size"] == 16
+    _check_ratios(data["ratios"])
+    assert data["ratios"] == result["ratios"]
+    assert data["table"].strip()
+
+
+def test_expected_ratio_keys(bench_module, tmp_path):
+    data = bench_module("sampler_overhead").main(["--quick", "--out", str(tmp_path), "--steps", "1"])
+    for kind in ("blur", "inpaint"):
+        for key in ("W_over_NFE_F", "Wg_over_NFE_F", "Wg_over_NFE_FB", "Wg_over_ideal", "O_over_NFE_F"):
+            assert f"{kind}.{key}" in data["ratios"]
+        assert data["results"][kind]["nfe"] == 2  # 1 step + the final output forward
+        assert all(data["results"][kind]["outputs_finite"].values())
+
+
+def test_run_all_quick(bench_module, tmp_path):
+    data = bench_module("run_all").main(
+        ["--quick", "--out", str(tmp_path), "--only", "sampler_overhead", "degradation_cost"]
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary["ratios"]) == {"sampler_overhead", "degradation_cost"}
+    _check_ratios(summary["ratios"])
+    assert (tmp_path / "sampler_overhead.json").is_file() and (tmp_path / "degradation_cost.json").is_file()
+    assert "sampler" in data["table"] and "degradation" in data["table"]
+
+
+def test_table_alignment(bench_module):
+    bu = bench_module("_benchutil")
+    text = bu.table(["name", "value"], [["a", "1.5"], ["longer", "10"]])
+    lines = text.splitlines()
+    assert lines[2] == "a         1.5" and lines[3] == "longer     10"
