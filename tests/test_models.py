@@ -16,13 +16,10 @@ def test_output_shape_and_residual_form():
     y = torch.rand(3, 1, 8, 8)
     out = net(y, torch.tensor([0.01, 0.02, 0.05]))
     assert out.shape == y.shape and torch.isfinite(out).all()
-    # zero the output layers (conv_out and the skip path's output convs): the network is then exactly
-    # the identity, which shows that it predicts a residual on top of its input
-    outs = [net.unet.conv_out] + [b.skip_conv for b in net.unet.up_blocks if b.skip_conv is not None]
-    for conv in outs:
-        torch.nn.init.zeros_(conv.weight)
-        torch.nn.init.zeros_(conv.bias)
+    # the output layers (conv_out and the skip path's output convs) start at zero, as in NCSN++: a fresh
+    # network is exactly the identity, which shows that it predicts a residual on top of its input
     assert torch.allclose(net(y, 0.03), y)
+    assert torch.equal(net.unet.conv_out.weight, torch.zeros_like(net.unet.conv_out.weight))
 
 
 def test_effective_output_scale_does_not_depend_on_sigma():
@@ -33,6 +30,8 @@ def test_effective_output_scale_does_not_depend_on_sigma():
     """
     torch.manual_seed(0)
     net = build_ncsnpp("tiny")
+    for conv in [net.unet.conv_out] + [b.skip_conv for b in net.unet.up_blocks if b.skip_conv is not None]:
+        torch.nn.init.normal_(conv.weight, std=0.1)  # undo the zero init so the output is not trivially 0
     lin = net.unet.time_embedding.linear_2
     torch.nn.init.zeros_(lin.weight)
     y = torch.rand(2, 3, 16, 16)

@@ -116,6 +116,18 @@ class NCSNpp(nn.Module):
             dropout=c.dropout,
         )
 
+        self.zero_init_output()
+
+    def zero_init_output(self) -> None:
+        """Zero the layers that write to image space (``conv_out`` and the skip path's output convolutions), as
+        NCSN++ does (init_scale 0): the network starts as the identity ``Φ(y) = y`` instead of adding a random
+        residual it must first unlearn (measured: several times faster training on the CPU default)."""
+        convs = [self.unet.conv_out] + [b.skip_conv for b in self.unet.up_blocks if getattr(b, "skip_conv", None)]
+        for conv in convs:
+            nn.init.zeros_(conv.weight)
+            if conv.bias is not None:
+                nn.init.zeros_(conv.bias)
+
     def check_input(self, y: Tensor) -> None:
         c = self.config
         if y.ndim != 4:
