@@ -27,6 +27,7 @@ from dirac.analysis.early_stopping import (
     stack_trajectories,
 )
 from dirac.analysis.timing import Stopwatch, bare_forward_seconds
+from dirac.baselines import best_lambda_tikhonov
 from dirac.data import MeasurementFolderDataset
 from dirac.degradations import DegradationProcess
 from dirac.factory import dataset_from_config, load_checkpoint, process_from_config, sampler_from_config
@@ -281,6 +282,12 @@ def sweep(cfg: DictConfig, out_dir: Path, model, process, state, device) -> dict
         results[label] = {"t_stop": t_stop, **summarise(r, test_clean, test_y, process, pd)}
         results[label].pop("per_image")
     meas = image_metrics(test_y, test_clean)
+    baselines: dict[str, Any] = {}
+    if cfg.sweep.baselines:
+        # the classical number to beat, on the very same operator and test measurements (oracle λ on test)
+        lam, _, rec = best_lambda_tikhonov(process, test_clean, test_y)
+        rec_metrics = {k: float(v.mean()) for k, v in image_metrics(rec, test_clean).items()}
+        baselines["tikhonov"] = {"lambda": lam, **rec_metrics, "swd": float(pd.swd(rec.clamp(0, 1), test_clean))}
 
     # figures (PNG + JSON each)
     fig = out_dir / "figures"
@@ -345,6 +352,7 @@ def sweep(cfg: DictConfig, out_dir: Path, model, process, state, device) -> dict
                 "ssim": float(meas["ssim"].mean()),
                 "swd": float(pd.swd(test_y.clamp(0, 1), test_clean)),
             },
+            **baselines,
         },
         "val_timing": run["timing"],
     }

@@ -19,9 +19,6 @@ class Guidance(ABC):
     def weight(self, residual_norm: Tensor, sigma_y: float) -> Tensor:
         """``λ_t`` as a ``(B,)`` tensor."""
 
-    def to_dict(self) -> dict:
-        return {"kind": self.kind, **{k: v for k, v in vars(self).items()}}
-
 
 class StdScaledGuidance(Guidance):
     """``λ_t = ρ / (2 σ_y²)`` (the likelihood weight of Gaussian measurement noise, scaled by ρ)."""
