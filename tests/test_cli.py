@@ -34,8 +34,11 @@ TINY = [
 ]
 
 
-def run(script: str, *args: str, check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "disabled"}
+def run(
+    script: str, *args: str, check: bool = True, timeout: int = 300, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "disabled", **(env or {})}
+    env = {k: v for k, v in env.items() if v is not None}  # None removes a variable
     proc = subprocess.run(
         [sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
     )
@@ -212,3 +215,34 @@ def test_train_bad_input_errors(tmp_path):
         check=False,
     )
     assert res.returncode != 0 and "multiple of 4" in res.stdout + res.stderr
+
+
+def test_multirun_sweep_over_guidance_strength(trained, tmp_path):
+    """Hydra -m over guidance strength: one sweep per value, each with its own choice file and metrics."""
+    run(
+        "sample.py",
+        "-m",
+        f"checkpoint={trained / 'checkpoints' / 'last'}",
+        "mode=sweep",
+        "num_images=4",
+        "sampler.steps=3",
+        "sweep.po_samples=1",
+        "save_images=false",
+        "sampler.guidance=std",
+        "sampler.guidance_strength=0,0.5",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    strengths = []
+    for job in ("0", "1"):
+        m = json.loads((tmp_path / job / "metrics.json").read_text())
+        assert (tmp_path / job / "early_stopping.json").is_file() and math.isfinite(m["test"]["do"]["psnr"])
+        strengths.append(m["choice"]["sampler"]["guidance_strength"])
+    assert sorted(strengths) == [0.0, 0.5]
+
+
+def test_wandb_logger_runs_offline(tmp_path):
+    """logger=wandb never needs network: offline by default, the run lands under the run folder."""
+    quiet = {"WANDB_MODE": None, "WANDB_SILENT": "true"}  # no WANDB_MODE: the config's offline mode decides
+    run("train.py", *TINY, "logger=wandb", "trainer.max_steps=2", f"hydra.run.dir={tmp_path}", env=quiet)
+    assert list(tmp_path.rglob("offline-run-*")), "no offline wandb run written"
+    assert (tmp_path / "checkpoints" / "last" / "state.json").is_file()
