@@ -246,3 +246,20 @@ def test_wandb_logger_runs_offline(tmp_path):
     run("train.py", *TINY, "logger=wandb", "trainer.max_steps=2", f"hydra.run.dir={tmp_path}", env=quiet)
     assert list(tmp_path.rglob("offline-run-*")), "no offline wandb run written"
     assert (tmp_path / "checkpoints" / "last" / "state.json").is_file()
+
+
+def test_export_keeps_ema_weights_and_samples_identically(trained, tmp_path):
+    """python -m dirac.export: a small inference checkpoint that samples exactly like the EMA of the source."""
+    src = trained / "checkpoints" / "last"
+    dst = tmp_path / "exported"
+    subprocess.run([sys.executable, "-m", "dirac.export", str(src), str(dst)], cwd=ROOT, check=True)
+    assert sorted(f.name for f in dst.iterdir()) == ["model.safetensors", "state.json"]
+    ema = load_file(src / "ema.safetensors")
+    exported = load_file(dst / "model.safetensors")
+    assert exported.keys() == ema.keys() and all((exported[k] == ema[k]).all() for k in ema)
+    figures = []
+    for ckpt in (src, dst):
+        out = tmp_path / ckpt.name
+        run("sample.py", f"checkpoint={ckpt}", f"hydra.run.dir={out}", "num_images=4", "sampler.steps=3")
+        figures.append(json.loads((out / "metrics.json").read_text())["psnr"])
+    assert figures[0] == pytest.approx(figures[1], abs=1e-6)

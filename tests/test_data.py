@@ -165,8 +165,7 @@ def test_split_disjoint_and_stable_when_files_added(tmp_path: Path) -> None:
 
     def splits() -> dict[str, list[str]]:
         return {
-            s: ImageFolderDataset(root, image_size=8, split=s, verify="none").files
-            for s in ("train", "val", "test")
+            s: ImageFolderDataset(root, image_size=8, split=s, verify="none").files for s in ("train", "val", "test")
         }
 
     before = splits()

@@ -67,8 +67,13 @@ def test_ssim_matches_scikit_image_on_64px() -> None:
     x = _rand(1, 3, 64, 64)
     y = (x + 0.1 * torch.randn(x.shape, generator=torch.Generator().manual_seed(3))).clamp(0, 1)
     ref = skm.structural_similarity(
-        x[0].permute(1, 2, 0).numpy(), y[0].permute(1, 2, 0).numpy(), gaussian_weights=True, sigma=1.5,
-        use_sample_covariance=False, data_range=1.0, channel_axis=2,
+        x[0].permute(1, 2, 0).numpy(),
+        y[0].permute(1, 2, 0).numpy(),
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=1.0,
+        channel_axis=2,
     )
     # torchmetrics reflect-pads instead of cropping the border; the interior maps agree to 1e-5.
     assert abs(float(ssim(x, y)) - float(ref)) < 2e-3
@@ -184,8 +189,14 @@ def test_lpips_missing_files_message(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError) as err:
         load_lpips("alex", tmp_path)
     msg = str(err.value)
-    for needle in ("alexnet_backbone.safetensors", "lpips_alex_lin.safetensors", "alexnet-owt-7be5be79.pth",
-                   "alex.pth", "python -m dirac.metrics.convert_weights", "--keep features."):
+    for needle in (
+        "alexnet_backbone.safetensors",
+        "lpips_alex_lin.safetensors",
+        "alexnet-owt-7be5be79.pth",
+        "alex.pth",
+        "python -m dirac.metrics.convert_weights",
+        "--keep features.",
+    ):
         assert needle in msg
     with pytest.raises(FileNotFoundError, match="vgg16-397923af.pth"):
         load_lpips("vgg", tmp_path)
@@ -213,8 +224,10 @@ def test_convert_weights_cli_and_loader(tmp_path: Path) -> None:
     lins = {k: v for k, v in ref_model.state_dict().items() if k.startswith("lin")}
     torch.save(lins, tmp_path / "alex.pth")
     out = tmp_path / "converted"
-    assert convert_main([str(tmp_path / "alexnet.pth"), str(out / "alexnet_backbone.safetensors"),
-                         "--keep", "features."]) == 0
+    assert (
+        convert_main([str(tmp_path / "alexnet.pth"), str(out / "alexnet_backbone.safetensors"), "--keep", "features."])
+        == 0
+    )
     keys = convert_pth_to_safetensors(tmp_path / "alex.pth", out / "lpips_alex_lin.safetensors")
     assert sorted(keys) == sorted(lins)
     written = load_file(str(out / "alexnet_backbone.safetensors"))
@@ -357,6 +370,9 @@ def test_fid_inception_missing_file_message(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError) as err:
         load_fid_inception(tmp_path)
     msg = str(err.value)
-    for needle in ("fid_inception_v3.safetensors", "pt_inception-2015-12-05-6726825d.pth",
-                   "python -m dirac.metrics.convert_weights"):
+    for needle in (
+        "fid_inception_v3.safetensors",
+        "pt_inception-2015-12-05-6726825d.pth",
+        "python -m dirac.metrics.convert_weights",
+    ):
         assert needle in msg
