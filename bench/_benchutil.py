@@ -158,6 +158,13 @@ def write_json(out: Path, name: str, payload: dict[str, Any]) -> Path:
     return path
 
 
+def publish(args: argparse.Namespace, name: str, env: dict[str, Any], text: str, **fields: Any) -> dict[str, Any]:
+    """The JSON every benchmark writes: name, configuration, machine, its own fields, the printed table."""
+    payload = {"name": name, "config": config_of(args), "env": env, **fields, "table": text}
+    payload["path"] = str(write_json(args.out, name, payload))
+    return payload
+
+
 def config_of(args: argparse.Namespace) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
 

@@ -131,16 +131,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ratios.update({f"{case}.{k}": v for k, v in r.get("ratios", {}).items()})
     text = "\n\n".join(blocks) + f"\n(reps {args.reps}, threads {torch.get_num_threads()})"
     print(text)
-    payload = {
-        "name": NAME,
-        "config": bu.config_of(args),
-        "env": env,
-        "results": results,
-        "ratios": ratios,
-        "table": text,
-    }
-    payload["path"] = str(bu.write_json(args.out, NAME, payload))
-    return payload
+    return bu.publish(args, NAME, env, text, results=results, ratios=ratios)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

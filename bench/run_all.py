@@ -111,17 +111,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     text = title + "\n" + bu.table(["benchmark", "quantity", "ratio", "meaning"], rows)
     print("\n" + text)
-    payload = {
-        "name": NAME,
-        "config": bu.config_of(args),
-        "env": env,
-        "wall_seconds": {**wall, "total": total},
-        "ratios": {name: r["ratios"] for name, r in results.items()},
-        "tables": {name: r["table"] for name, r in results.items()},
-        "table": text,
-    }
-    payload["path"] = str(bu.write_json(args.out, NAME, payload))
-    return payload
+    return bu.publish(
+        args,
+        NAME,
+        env,
+        text,
+        wall_seconds={**wall, "total": total},
+        ratios={name: r["ratios"] for name, r in results.items()},
+        tables={name: r["table"] for name, r in results.items()},
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -150,9 +150,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     print(text)
     ratios = {f"{kind}.{k}": v for kind, r in per.items() for k, v in r["ratios"].items()}
-    payload = {"name": NAME, "config": bu.config_of(args), "env": env, "results": per, "ratios": ratios, "table": text}
-    payload["path"] = str(bu.write_json(args.out, NAME, payload))
-    return payload
+    return bu.publish(args, NAME, env, text, results=per, ratios=ratios)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -102,16 +102,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ratios[f"b{b}.efficiency"] = r["efficiency"]
         ratios[f"b{b}.forward_speedup"] = r["forward_img_s"] / base["forward_img_s"]
         ratios[f"b{b}.sampler_speedup"] = r["sampler_img_s"] / base["sampler_img_s"]
-    payload = {
-        "name": NAME,
-        "config": bu.config_of(args),
-        "env": env,
-        "results": {str(b): r for b, r in per.items()},
-        "ratios": ratios,
-        "table": text,
-    }
-    payload["path"] = str(bu.write_json(args.out, NAME, payload))
-    return payload
+    return bu.publish(args, NAME, env, text, results={str(b): r for b, r in per.items()}, ratios=ratios)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
