@@ -46,5 +46,7 @@ def test_shipped_inpainting_model_fills_the_hole():
     """The sampler (DO stopping point, 20 steps) restores masked test crops better than the measurement."""
     model, process, x, y = held_out_batch("inpaint_default", 16)
     choice = json.loads((PRETRAINED / "inpaint_default" / "early_stopping.json").read_text())
-    out = ReverseSampler(process, steps=20, t_stop=choice["do"]["t"])(model, y, generator=torch.Generator().manual_seed(0))
+    out = ReverseSampler(process, steps=20, t_stop=choice["do"]["t"])(
+        model, y, generator=torch.Generator().manual_seed(0)
+    )
     assert psnr(out.output.clamp(0, 1), x).mean() > psnr(y.clamp(0, 1), x).mean() + 5.0

@@ -168,9 +168,7 @@ class PhotoCrops(Dataset):
         if float(downscale) < 1.0:
             raise ValueError(f"downscale must be >= 1, got {downscale}")
         if int(image_size) < 1 or int(crops_per_image) < 1:
-            raise ValueError(
-                f"image_size and crops_per_image must be positive, got {image_size}, {crops_per_image}"
-            )
+            raise ValueError(f"image_size and crops_per_image must be positive, got {image_size}, {crops_per_image}")
         scale = float_pair(random_scale, "random_scale")
         if scale is not None and scale[0] < 1.0:
             raise ValueError(f"random_scale must satisfy 1 <= lo <= hi, got {scale}")
@@ -328,7 +326,4 @@ class FaceCrops(Dataset):
         return to_channels(x, self.channels).clone()
 
     def __repr__(self) -> str:
-        return (
-            f"FaceCrops(split={self.split!r}, n={len(self)}, image_size={self.image_size}, "
-            f"channels={self.channels})"
-        )
+        return f"FaceCrops(split={self.split!r}, n={len(self)}, image_size={self.image_size}, channels={self.channels})"

@@ -357,6 +357,5 @@ class MeasurementFolderDataset(Dataset):
 
     def __repr__(self) -> str:
         return (
-            f"MeasurementFolderDataset(root='{self.root}', n={len(self)}, size={self.size}, "
-            f"channels={self.channels})"
+            f"MeasurementFolderDataset(root='{self.root}', n={len(self)}, size={self.size}, channels={self.channels})"
         )

@@ -96,9 +96,7 @@ def pil_to_tensor(img: Image.Image, channels: int | None = None) -> torch.Tensor
     return x if channels is None else to_channels(x, channels)
 
 
-def load_image(
-    path: str | os.PathLike[str], channels: int | None = None, min_size: int | None = None
-) -> torch.Tensor:
+def load_image(path: str | os.PathLike[str], channels: int | None = None, min_size: int | None = None) -> torch.Tensor:
     """Read an image file into a float32 ``(C, H, W)`` tensor in [0, 1].
 
     EXIF orientation is applied. ``min_size`` lets JPEG decoding skip work (DCT scaling) as long as

@@ -76,6 +76,7 @@ def load_checked(
         if k in given and tuple(given[k].shape) != tuple(own[k].shape)
     ]
     if missing or unexpected or bad_shape:
+
         def _fmt(items: list[str]) -> str:
             return ", ".join(items[:8]) + (f" ... ({len(items)} in all)" if len(items) > 8 else "")
 
@@ -106,9 +107,7 @@ def _unwrap(obj: object, src: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def convert_pth_to_safetensors(
-    src: str | Path, dst: str | Path, keep: Sequence[str] = ()
-) -> list[str]:
+def convert_pth_to_safetensors(src: str | Path, dst: str | Path, keep: Sequence[str] = ()) -> list[str]:
     """Convert ``src`` (.pth state dict) to ``dst`` (.safetensors); return the keys written.
 
     ``keep``: if non-empty, only keys starting with one of these prefixes are written.

@@ -43,7 +43,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("src", type=Path, help="source .pth file")
     parser.add_argument("dst", type=Path, help="destination .safetensors file")
     parser.add_argument(
-        "--keep", action="append", default=[], metavar="PREFIX",
+        "--keep",
+        action="append",
+        default=[],
+        metavar="PREFIX",
         help="only keep keys starting with PREFIX (repeatable), e.g. --keep features.",
     )
     args = parser.parse_args(argv)

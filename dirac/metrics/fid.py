@@ -226,8 +226,19 @@ class FIDInceptionV3(nn.Module):
         x = F.max_pool2d(x, kernel_size=3, stride=2)
         x = self.Conv2d_4a_3x3(self.Conv2d_3b_1x1(x))
         x = F.max_pool2d(x, kernel_size=3, stride=2)
-        blocks = (self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b, self.Mixed_6c,
-                  self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c)
+        blocks = (
+            self.Mixed_5b,
+            self.Mixed_5c,
+            self.Mixed_5d,
+            self.Mixed_6a,
+            self.Mixed_6b,
+            self.Mixed_6c,
+            self.Mixed_6d,
+            self.Mixed_6e,
+            self.Mixed_7a,
+            self.Mixed_7b,
+            self.Mixed_7c,
+        )
         for block in blocks:
             x = block(x)
         return x.mean(dim=(2, 3))
@@ -321,8 +332,10 @@ class FID(FrechetInceptionDistance):
         if n_r < 2 or n_f < 2:
             raise RuntimeError("FID needs at least 2 real and 2 fake images")
         stats = []
-        for s, ss, n in ((self.real_features_sum, self.real_features_cov_sum, n_r),
-                         (self.fake_features_sum, self.fake_features_cov_sum, n_f)):
+        for s, ss, n in (
+            (self.real_features_sum, self.real_features_cov_sum, n_r),
+            (self.fake_features_sum, self.fake_features_cov_sum, n_f),
+        ):
             mu = s / n
             stats.append((mu, (ss - n * torch.outer(mu, mu)) / (n - 1)))
         (mu_r, cov_r), (mu_f, cov_f) = stats
@@ -337,8 +350,6 @@ class KID(KernelInceptionDistance):
     global torch RNG: seed it with ``torch.manual_seed`` for reproducible values).  Keeps all features.
     """
 
-    def __init__(
-        self, feature: nn.Module, subsets: int = 100, subset_size: int = 1000, **kwargs: object
-    ) -> None:
+    def __init__(self, feature: nn.Module, subsets: int = 100, subset_size: int = 1000, **kwargs: object) -> None:
         _num_features(feature)
         super().__init__(feature=feature, subsets=subsets, subset_size=subset_size, normalize=True, **kwargs)

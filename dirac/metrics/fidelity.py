@@ -74,4 +74,3 @@ def ssim(x: Tensor, ref: Tensor) -> Tensor:
     )
     assert isinstance(out, Tensor)
     return out.reshape(x.shape[0])
-

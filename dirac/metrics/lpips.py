@@ -47,15 +47,19 @@ _LPIPS_SRC = f"LPIPS v0.1 linear layers, {_LPIPS_URL} (also in the `lpips` pip p
 LPIPS_WEIGHT_FILES: dict[str, tuple[WeightFile, WeightFile]] = {
     "alex": (
         WeightFile(
-            "alexnet_backbone.safetensors", "alexnet-owt-7be5be79.pth",
-            f"torchvision AlexNet ImageNet weights, {_TV_URL}alexnet-owt-7be5be79.pth", keep=("features.",),
+            "alexnet_backbone.safetensors",
+            "alexnet-owt-7be5be79.pth",
+            f"torchvision AlexNet ImageNet weights, {_TV_URL}alexnet-owt-7be5be79.pth",
+            keep=("features.",),
         ),
         WeightFile("lpips_alex_lin.safetensors", "alex.pth", _LPIPS_SRC),
     ),
     "vgg": (
         WeightFile(
-            "vgg16_backbone.safetensors", "vgg16-397923af.pth",
-            f"torchvision VGG16 ImageNet weights, {_TV_URL}vgg16-397923af.pth", keep=("features.",),
+            "vgg16_backbone.safetensors",
+            "vgg16-397923af.pth",
+            f"torchvision VGG16 ImageNet weights, {_TV_URL}vgg16-397923af.pth",
+            keep=("features.",),
         ),
         WeightFile("lpips_vgg_lin.safetensors", "vgg.pth", _LPIPS_SRC),
     ),
@@ -108,8 +112,26 @@ class AlexNetFeatures(_TappedFeatures):
         self.min_size = 31
 
 
-_VGG16_CFG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
-                                     512, 512, 512, "M")
+_VGG16_CFG: tuple[int | str, ...] = (
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    "M",
+)
 
 
 class VGG16Features(_TappedFeatures):
@@ -193,9 +215,7 @@ class LPIPS(nn.Module):
             x = x.expand(-1, 3, -1, -1)
         return ((2 * x - 1) - self.shift) / self.scale
 
-    def forward(
-        self, x: Tensor, ref: Tensor, per_layer: bool = False
-    ) -> Tensor | tuple[Tensor, list[Tensor]]:
+    def forward(self, x: Tensor, ref: Tensor, per_layer: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
         """LPIPS distance per image (B,); with ``per_layer=True`` also the list of per-layer terms."""
         check_pair(x, ref, channels=(1, 3))
         h, w = x.shape[-2:]
@@ -237,4 +257,3 @@ def load_lpips(net: NetName, weights_dir: str | Path) -> LPIPS:
     load_checked(lin_module, lin_state, str(paths[1]))
     model.requires_grad_(False)
     return model.eval()
-

@@ -235,16 +235,12 @@ class MultiScalePatchDistance:
         pyramid = laplacian_pyramid(to_unit_range(images), self.min_size)
         return [_sample_patches(lv, self.patches_per_image, self.patch_size, generator) for lv in pyramid]
 
-    def paired_descriptors(
-        self, x: Tensor, ref: Tensor
-    ) -> tuple[tuple[int, ...], list[tuple[Tensor, Tensor]]]:
+    def paired_descriptors(self, x: Tensor, ref: Tensor) -> tuple[tuple[int, ...], list[tuple[Tensor, Tensor]]]:
         """Standardised, flattened descriptors ``(d_x, d_ref)`` per level, plus the level resolutions."""
         check_images(x, "x")
         check_images(ref, "ref")
         if x.shape[1:] != ref.shape[1:]:
-            raise ValueError(
-                f"x and ref must share (C, H, W); got {tuple(x.shape[1:])} and {tuple(ref.shape[1:])}"
-            )
+            raise ValueError(f"x and ref must share (C, H, W); got {tuple(x.shape[1:])} and {tuple(ref.shape[1:])}")
         gen = torch.Generator().manual_seed(self.seed)
         d_ref = self.descriptors(ref, gen)
         d_x = self.descriptors(x, gen)
