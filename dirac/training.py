@@ -11,7 +11,7 @@ import json
 import math
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,29 @@ class TrainConfig:
     sample_steps: int = 20
     cpu: bool = False
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        # Hydra passes whatever was typed on the command line: check types and ranges here, with the key's name
+        for f in fields(self):
+            v = getattr(self, f.name)
+            kind = {"int": int, "float": float, "str": str, "bool": bool}[str(f.type)]
+            ok = isinstance(v, bool) if kind is bool else isinstance(v, kind) and not isinstance(v, bool)
+            if kind is float and isinstance(v, int) and not isinstance(v, bool):
+                setattr(self, f.name, float(v))
+                ok = True
+            if not ok:
+                raise ValueError(f"trainer.{f.name} must be {kind.__name__}, got {v!r}")
+        positive = ("max_steps", "batch_size", "lr", "log_every", "val_every", "checkpoint_every", "keep_checkpoints")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"trainer.{name} must be > 0, got {getattr(self, name)}")
+        for name in ("warmup_steps", "grad_clip", "num_workers", "val_images", "sample_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"trainer.{name} must be >= 0, got {getattr(self, name)}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"trainer.ema_decay must lie in [0, 1), got {self.ema_decay}")
+        if self.mixed_precision not in ("no", "fp16", "bf16"):
+            raise ValueError(f"trainer.mixed_precision must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}")
 
 
 class EpochShuffle(Sampler[int]):

@@ -6,6 +6,7 @@ from dirac.sampling import (
     ErrorScaledGuidance,
     ReverseSampler,
     StdScaledGuidance,
+    build_guidance,
     data_consistency,
     time_grid,
 )
@@ -75,6 +76,15 @@ def test_early_stopping_grid_and_outputs():
         ReverseSampler(proc, step="heun")
     with pytest.raises(ValueError, match="NaN"):
         ReverseSampler(proc, steps=2)(model, torch.full_like(y, float("nan")))
+
+
+def test_build_guidance_rejects_unknown_kinds_even_at_zero_strength():
+    assert build_guidance("none", 1.0) is None and build_guidance("std", 0.0) is None
+    assert isinstance(build_guidance("std", 0.5), StdScaledGuidance)
+    assert isinstance(build_guidance("error", 1e3), ErrorScaledGuidance)
+    for strength in (0.0, 0.5):
+        with pytest.raises(ValueError, match="unknown guidance kind 'magic'"):
+            build_guidance("magic", strength)
 
 
 def test_no_grad_without_guidance():

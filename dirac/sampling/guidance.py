@@ -50,10 +50,8 @@ class ErrorScaledGuidance(Guidance):
 
 def build_guidance(kind: str | None, strength: float) -> Guidance | None:
     """``kind`` in {None, "none", "std", "error"}; ``strength`` is ρ (std) or ζ (error)."""
+    if kind not in (None, "none", "off", "std", "error"):
+        raise ValueError(f"unknown guidance kind {kind!r}; choose 'none', 'std' (ρ) or 'error' (ζ)")
     if kind in (None, "none", "off") or strength == 0:
         return None
-    if kind == "std":
-        return StdScaledGuidance(strength)
-    if kind == "error":
-        return ErrorScaledGuidance(strength)
-    raise ValueError(f"unknown guidance kind {kind!r}; choose 'none', 'std' (ρ) or 'error' (ζ)")
+    return StdScaledGuidance(strength) if kind == "std" else ErrorScaledGuidance(strength)
