@@ -65,11 +65,10 @@ class TrainConfig:
         for f in fields(self):
             v = getattr(self, f.name)
             kind = {"int": int, "float": float, "str": str, "bool": bool}[str(f.type)]
-            ok = isinstance(v, bool) if kind is bool else isinstance(v, kind) and not isinstance(v, bool)
-            if kind is float and isinstance(v, int) and not isinstance(v, bool):
-                setattr(self, f.name, float(v))
-                ok = True
-            if not ok:
+            if kind is float and type(v) is int:  # 1 for 1.0; bool is not accepted as a number
+                v = float(v)
+                setattr(self, f.name, v)
+            if type(v) is not kind:
                 raise ValueError(f"trainer.{f.name} must be {kind.__name__}, got {v!r}")
         positive = ("max_steps", "batch_size", "lr", "log_every", "val_every", "checkpoint_every", "keep_checkpoints")
         for name in positive:
