@@ -1,15 +1,14 @@
 """Trainer settings typed on the command line are checked, with the key named in the error."""
 
+from pathlib import Path
+
 import pytest
+import yaml
 
 from dirac.training import TrainConfig, train_config_from_dict
 
 
 def test_shipped_trainer_configs_are_valid():
-    from pathlib import Path
-
-    import yaml
-
     for f in (Path(__file__).resolve().parents[1] / "configs" / "trainer").glob("*.yaml"):
         cfg = train_config_from_dict(yaml.safe_load(f.read_text()))
         assert cfg.lr > 0 and isinstance(cfg.lr, float)
