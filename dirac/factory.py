@@ -18,6 +18,7 @@ from .losses import IncrementalReconstructionLoss
 from .models import NCSNppConfig, Reconstructor, build_ncsnpp
 from .sampling import ReverseSampler, build_guidance
 from .scheduling import greedy_schedule, mse_distance
+from .shipped import resolve_checkpoint
 
 
 def _without(d: dict, *keys: str) -> dict:
@@ -87,7 +88,9 @@ def schedule_from_config(process: DegradationProcess, images: torch.Tensor, cfg:
 
 
 def load_checkpoint(folder: str | Path, ema: bool = True, device: str | torch.device = "cpu"):
-    """``(Reconstructor in eval mode, process with its stored schedule, state dict)`` from a checkpoint."""
+    """``(Reconstructor in eval mode, process with its stored schedule, state dict)`` from a checkpoint folder
+    or the name of a shipped model."""
+    folder = resolve_checkpoint(folder)
     state = read_state(folder)
     process = process_from_dict(state["process"])
     net = model_from_config(state["model"])

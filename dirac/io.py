@@ -1,9 +1,21 @@
-"""Image I/O at the edges: save tensors as PNG, tile image grids."""
+"""I/O at the edges: atomic file writes, strict JSON, tensors saved as PNG, image grids.
+
+Every file dirac writes goes through :func:`atomic_write`: the bytes go to a temporary file in the same
+folder, are flushed to disk, and the file is renamed over the target, so a crash leaves either the old file or
+the new one, never a torn one. The result gets the permissions any other new file would get (0666 minus the
+umask), not the 0600 of a temporary file.
+"""
 
 from __future__ import annotations
 
+import io
+import json
+import math
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,11 +29,65 @@ def to_uint8(x: Tensor) -> np.ndarray:
     return arr[0].numpy() if arr.shape[0] == 1 else arr.permute(1, 2, 0).numpy()
 
 
-def save_image(x: Tensor, path: str | Path) -> None:
-    """Save one ``(C, H, W)`` image in [0, 1] as PNG."""
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | Path, data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(to_uint8(x)).save(path)
+    raw = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _finite_or_none(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(v) for v in obj]
+    return obj
+
+
+def to_json(obj: Any, nonfinite: str = "error", indent: int | None = 2) -> str:
+    """Strict JSON text (``allow_nan=False``). ``nonfinite="null"`` writes NaN/Inf as ``null`` instead of failing."""
+    if nonfinite not in ("error", "null"):
+        raise ValueError(f"nonfinite must be 'error' or 'null', got {nonfinite!r}")
+    if nonfinite == "null":
+        obj = _finite_or_none(obj)
+    try:
+        return json.dumps(obj, indent=indent, allow_nan=False)
+    except ValueError as e:
+        raise ValueError(f"refusing to write NaN/Inf into JSON ({e}); the values it describes are not finite") from e
+
+
+def write_json(path: str | Path, obj: Any, nonfinite: str = "error", indent: int | None = 2) -> Path:
+    """Atomically write strict JSON (see :func:`to_json`)."""
+    return atomic_write(path, to_json(obj, nonfinite=nonfinite, indent=indent) + "\n")
+
+
+def save_image(x: Tensor, path: str | Path) -> None:
+    """Save one ``(C, H, W)`` image in [0, 1] as PNG (atomically); a non-finite image is refused, not saved black."""
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"refusing to save {path}: the image contains NaN or Inf values (a diverged model or input)")
+    buf = io.BytesIO()
+    Image.fromarray(to_uint8(x)).save(buf, format="PNG")
+    atomic_write(path, buf.getvalue())
 
 
 def image_grid(columns: Sequence[Tensor], pad: int = 2, scale: int = 1) -> Tensor:

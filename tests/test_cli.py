@@ -12,10 +12,10 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, run
 from PIL import Image
 from safetensors.torch import load_file
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = [
     "experiment=blur_default",
     "model=ncsnpp_tiny",
@@ -32,19 +32,6 @@ TINY = [
     "schedule.num_candidates=40",
     "schedule.num_images=8",
 ]
-
-
-def run(
-    script: str, *args: str, check: bool = True, timeout: int = 300, env: dict | None = None
-) -> subprocess.CompletedProcess:
-    env = {**os.environ, "OMP_NUM_THREADS": "2", "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "disabled", **(env or {})}
-    env = {k: v for k, v in env.items() if v is not None}  # None removes a variable
-    proc = subprocess.run(
-        [sys.executable, script, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, env=env
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{script} {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,48 @@
+"""One reconstruction interface for every method (the Dirac sampler and every baseline).
+
+A :class:`Restorer` is built around one degradation process and maps a batch of measurements ``y`` of that
+process to a batch of images: ``restorer(y, generator) -> Reconstruction``. Sweeps, comparisons and the
+uncertainty tools take any restorer, so a new method plugs in by implementing ``__call__`` (and ``nfe``).
+Generators follow diffusers' convention: one ``torch.Generator`` for the batch, or a list with one per image
+(then each image's result does not depend on the batch it runs in).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .degradations import DegradationProcess
+
+GeneratorLike = torch.Generator | Sequence[torch.Generator] | None
+
+
+@dataclass
+class Reconstruction:
+    """``x``: reconstructions ``(B, C, H, W)``; ``nfe``: network evaluations per image (0 for classical
+    methods); ``extras``: method-specific records (trajectories, data consistency, chosen hyper-parameters)."""
+
+    x: Tensor
+    nfe: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Restorer(ABC):
+    """``Reconstruction = restorer(y, generator)`` for measurements ``y`` of ``self.process``."""
+
+    name: str = "restorer"
+    process: DegradationProcess
+
+    @abstractmethod
+    def __call__(self, y: Tensor, generator: GeneratorLike = None) -> Reconstruction:
+        """Reconstruct the batch ``y`` (measurements of ``self.process`` at t = 1)."""
+
+    @property
+    def stochastic(self) -> bool:
+        """Whether two calls with different generators can give different images (posterior samplers)."""
+        return False

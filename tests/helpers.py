@@ -1,0 +1,47 @@
+"""Helpers shared by the end-to-end and fault-injection tests: run a CLI, checksum a tree, check a failure."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(
+    script: str, *args: str, check: bool = True, timeout: int = 300, env: dict | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess:
+    """``python SCRIPT ARGS`` (a top-level script, or ``-m module``) from the repository root; raises on failure
+    when ``check``. ``env`` values of ``None`` remove a variable."""
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "HYDRA_FULL_ERROR": "0", "WANDB_MODE": "disabled", **(env or {})}
+    env = {k: v for k, v in env.items() if v is not None}
+    cmd = [sys.executable, *script.split(), *args]
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{script} {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def checksums(*roots: Path) -> dict[str, str]:
+    """``{path: sha256}`` of every file under ``roots`` (symlinks recorded by target): compare before/after."""
+    out: dict[str, str] = {}
+    for root in roots:
+        for p in sorted(Path(root).rglob("*")):
+            if p.is_symlink():
+                out[str(p)] = "->" + os.readlink(p)
+            elif p.is_file():
+                out[str(p)] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def assert_clear_failure(proc: subprocess.CompletedProcess, *words: str) -> str:
+    """The command failed with a short reason containing every word (case-insensitive), and no traceback."""
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0, f"expected a failure, got exit 0:\n{text[-2000:]}"
+    assert "Traceback" not in text, f"raw traceback instead of a reason:\n{text[-3000:]}"
+    for w in words:
+        assert w.lower() in text.lower(), f"message does not mention {w!r}:\n{text[-2000:]}"
+    return text
