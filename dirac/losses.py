@@ -1,4 +1,4 @@
-"""Incremental reconstruction loss (paper eq. 12–14; DESIGN §3)."""
+"""Incremental reconstruction loss (paper eq. 12–14)."""
 
 from __future__ import annotations
 

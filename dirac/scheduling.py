@@ -1,4 +1,4 @@
-"""Greedy, data-dependent degradation scheduling (paper Sec. 3.9, App. B, Alg. 2; DESIGN §2).
+"""Greedy, data-dependent degradation scheduling (paper Sec. 3.9, App. B, Alg. 2).
 
 Given candidate severities ``s_0 < … < s_N`` and a batch of images, pick ``K + 1`` of them (the end
 points always) so that the largest image-quality distance between neighbouring picked severities is
@@ -102,7 +102,7 @@ def greedy_schedule(
     distance: ImageDistance = mse_distance,
     num_candidates: int = 400,
 ) -> SeveritySchedule:
-    """A greedy ``SeveritySchedule`` for ``process`` on ``images`` (DESIGN §2).
+    """A greedy ``SeveritySchedule`` for ``process`` on ``images`` (paper Alg. 2).
 
     ``candidates`` defaults to ``num_candidates`` points evenly spaced between the process's current
     ``s(0)`` and ``s(1)``. The result maps ``t_k = k / K`` to the k-th picked severity.

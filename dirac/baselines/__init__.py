@@ -1,4 +1,4 @@
-"""Classical baselines on the SDP's own operator objects (DESIGN §5).
+"""Classical baselines on the SDP's own operator objects (the peers of the paper's comparison).
 
 * :func:`tikhonov` / :func:`best_lambda_tikhonov`: Laplacian- (or gradient-, identity-) regularised least
   squares solved exactly by batched conjugate gradient;

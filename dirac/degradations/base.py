@@ -1,4 +1,4 @@
-"""The stochastic degradation process (SDP) interface, DESIGN §1.
+"""The stochastic degradation process (SDP) interface (paper Sec. 3: y_t = A_t(x0) + σ(t) z).
 
 A process is a family of linear operators ``A_s`` indexed by a severity ``s``, a severity schedule
 ``t -> s(t)`` and a noise schedule ``sigma(t)``. Forward sample (paper eq. 4):

@@ -1,4 +1,4 @@
-"""Gaussian blur process: ``A_t x = k_{s(t)} * x`` with reflect padding (DESIGN §1)."""
+"""Gaussian blur process: ``A_t x = k_{s(t)} * x`` with reflect padding (the paper's deblurring SDP, Sec. 3)."""
 
 from __future__ import annotations
 

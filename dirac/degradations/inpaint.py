@@ -1,4 +1,4 @@
-"""Smooth inpainting process: ``A_t x = m_{s(t)} ⊙ x`` with the paper's Gaussian-shaped mask (DESIGN §1)."""
+"""Smooth inpainting process: ``A_t x = m_{s(t)} ⊙ x`` with the paper's Gaussian-shaped mask (paper App.)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from torch import Tensor
 
 
 class GeometricNoiseSchedule:
-    """Geometric noise level ``sigma(t) = sigma_min * (sigma_max / sigma_min) ** t`` (DESIGN §1).
+    """Geometric noise level ``sigma(t) = sigma_min * (sigma_max / sigma_min) ** t`` (the paper's σ(t), Sec. 3).
 
     ``sigma(1) = sigma_max`` is the measurement noise ``sigma_y``.
     """

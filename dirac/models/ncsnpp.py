@@ -1,4 +1,4 @@
-"""NCSN++ reconstruction network built on ``diffusers.UNet2DModel`` (DESIGN §3).
+"""NCSN++ reconstruction network (Song et al. 2021) on ``diffusers.UNet2DModel``: Φθ of the paper's eq. 11.
 
 ``Φθ(y, σ) = y + σ · U(2y − 1, σ)`` where ``U`` is diffusers' UNet2DModel with Gaussian-Fourier
 embedding of ``log σ`` and skip (FIR) down/up blocks. diffusers divides the UNet's output by the
