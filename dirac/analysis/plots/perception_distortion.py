@@ -121,8 +121,9 @@ def _finish_axes(ax: Axes, perceptual_name: str, with_legend: bool) -> None:
     ax.set_xlabel(perceptual_name)
     ax.set_ylabel("PSNR (dB, higher = less distortion)")
     ax.text(0.01, 0.99, "↖ better", transform=ax.transAxes, ha="left", va="top", fontsize=8, color="#555555")
-    if with_legend:
-        ax.legend(loc="best")
+    if with_legend:  # below the plot: inside it, the legend tends to hide the DO end of the curve
+        handles, labels = ax.get_legend_handles_labels()
+        ax.figure.legend(handles, labels, loc="outside lower center", ncols=min(3, len(labels)), fontsize=7.5)
 
 
 def plot_perception_distortion(
