@@ -291,3 +291,12 @@ def test_json_is_strict_with_nonfinite_as_null(tmp_path):
     text = png.with_suffix(".json").read_text()
     assert "Infinity" not in text and "NaN" not in text
     assert json.loads(text)["curves"]["a"][0] is None
+
+
+def test_image_grid_std_scale_of_mostly_or_all_zero_maps(tmp_path):
+    std = torch.zeros(2, 1, 8, 8)
+    std[1, 0, 3, 4] = 0.25  # one uncertain pixel: the 99th percentile is 0, so the scale falls back to the maximum
+    data, _ = _check(P.plot_image_grid({"std": std}, tmp_path / "one.png"), min_w=100, min_h=100)
+    assert data["std_scale"]["vmax"] == 0.25 and data["std_scale"]["rule"].startswith("maximum")
+    data, _ = _check(P.plot_image_grid({"std": torch.zeros(2, 1, 8, 8)}, tmp_path / "zero.png"), min_w=100, min_h=100)
+    assert data["std_scale"]["vmax"] == 1.0 and data["std_scale"]["max"] == 0.0

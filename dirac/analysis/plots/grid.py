@@ -172,9 +172,7 @@ def plot_image_grid_pages(
     n = int(cols[0].images.shape[0])
     stem = Path(path_stem)
     stem = stem.with_suffix("") if stem.suffix.lower() == ".png" else stem
-    std_scale = shared_std_scale(cols, range(n))
-    if std_scale is not None:
-        std_scale["rule"] = std_scale["rule"].replace("values shown", "values on all pages")
+    std_scale = shared_std_scale(cols, range(n), rows_are="on all pages")
     cell, pages, paths = _cell_inches(cols, None), math.ceil(n / rows_per_page), []
     for p in range(pages):
         rows = list(range(p * rows_per_page, min(n, (p + 1) * rows_per_page)))

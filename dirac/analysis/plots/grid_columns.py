@@ -59,15 +59,18 @@ def grid_columns(columns: Mapping[str, Any]) -> list[Column]:
     return cols
 
 
-def shared_std_scale(cols: Sequence[Column], rows: Sequence[int]) -> dict[str, Any] | None:
+def shared_std_scale(cols: Sequence[Column], rows: Sequence[int], rows_are: str = "shown") -> dict[str, Any] | None:
     """One colour scale for every uncertainty map in ``rows``: vmin 0, vmax = the ``STD_PERCENTILE``-th
-    percentile of all their values (their maximum when that percentile is 0); ``None`` without std columns."""
+    percentile of all their values (their maximum when that percentile is 0); ``None`` without std columns.
+    ``rows_are`` says which values were used ("shown", "on all pages") in the stated rule."""
     values = [c.images[list(rows)].reshape(-1) for c in cols if c.kind == "std"]
     if not values:
         return None
     flat = torch.cat(values).numpy()
     top, peak = float(np.percentile(flat, STD_PERCENTILE)), float(flat.max())
-    vmax, rule = (top, f"{STD_PERCENTILE:g}th percentile of all std values shown") if top > 0 else (peak, "maximum")
+    vmax, rule = top, f"{STD_PERCENTILE:g}th percentile of all std values {rows_are}"
+    if top <= 0:  # mostly-zero maps (e.g. only a hole is uncertain): the percentile would hide everything
+        vmax, rule = peak, f"maximum of all std values {rows_are}"
     if vmax <= 0:
         vmax, rule = 1.0, "all std values are 0; scale set to 1"
     clipped = float((flat > vmax).mean())
