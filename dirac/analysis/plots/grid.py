@@ -77,6 +77,20 @@ def _grid_caption(caption: str | None, shown: str | None, scale: dict[str, Any] 
     return " · ".join(p for p in parts if p)
 
 
+def _draw_column(
+    axes: np.ndarray, col: Column, rows: list[int], std_vmax: float | None, cell: float
+) -> tuple[Any, list[dict]]:
+    """Rows ``rows`` of one column, its name wrapped to the ``cell`` width on top; returns the last artist and
+    the per-cell statistics."""
+    cells, artist = [], None
+    for ax, i in zip(axes, rows, strict=True):
+        artist, cell_stats = _draw_cell(ax, col.images[i], col.kind, std_vmax)
+        cells.append({"index": i, **cell_stats})
+    name = "\n".join(textwrap.wrap(col.name, max(8, int(cell * 72 / (0.6 * 8))))) or col.name
+    axes[0].set_title(name, fontsize=8, fontweight="bold", pad=3)
+    return artist, cells
+
+
 def _draw_grid(
     cols: list[Column],
     rows: list[int],
@@ -94,20 +108,16 @@ def _draw_grid(
     body_h = len(rows) * (cell + label_h) + 0.35
     body = (len(cols) * cell + 0.2 + (_COLOURBAR_INCHES if with_bar else 0.0), body_h)
     stats: dict[str, Any] = {}
+    std_artist = None
     with mpl.rc_context(STYLE):
         fig = new_figure(body, title, caption)
         fig.get_layout_engine().set(w_pad=0.02, h_pad=0.02, wspace=0.02, hspace=0.02)
         axes = fig.subplots(len(rows), len(cols), squeeze=False)
-        std_artist = None
+        std_vmax = scale["vmax"] if scale is not None else None
         for j, col in enumerate(cols):
-            cells = []
-            for r, i in enumerate(rows):
-                artist, cell_stats = _draw_cell(axes[r, j], col.images[i], col.kind, scale and scale.get("vmax"))
-                cells.append({"index": i, **cell_stats})
-                std_artist = artist if col.kind == "std" else std_artist
-            name = "\n".join(textwrap.wrap(col.name, max(8, int(cell * 72 / (0.6 * 8))))) or col.name
-            axes[0, j].set_title(name, fontsize=8, fontweight="bold", pad=3)
+            artist, cells = _draw_column(axes[:, j], col, rows, std_vmax, cell)
             stats[col.name] = {"shape": col.shape, "kind": col.kind, "images": cells}
+            std_artist = artist if col.kind == "std" else std_artist
         if with_bar:
             _std_colourbar(fig, axes, std_artist, scale, body_h)
         data = {"kind": "image_grid", "columns": [c.name for c in cols], "rows": len(rows), "rows_shown": rows}
