@@ -10,16 +10,15 @@ Generators follow diffusers' convention: one ``torch.Generator`` for the batch, 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import Tensor
 
 from .degradations import DegradationProcess
+from .degradations.base import GeneratorLike
 
-GeneratorLike = torch.Generator | Sequence[torch.Generator] | None
+__all__ = ["GeneratorLike", "Reconstruction", "Restorer"]
 
 
 @dataclass

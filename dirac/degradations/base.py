@@ -11,6 +11,7 @@ batched over it without a Python loop over the batch.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from typing import ClassVar
 
 import torch
@@ -20,6 +21,24 @@ from .noise import GeometricNoiseSchedule
 from .severity import SeveritySchedule
 
 TimeLike = float | Tensor
+GeneratorLike = torch.Generator | Sequence[torch.Generator] | None
+
+
+def standard_normal(
+    shape: Sequence[int], generator: GeneratorLike, device: torch.device | str, dtype: torch.dtype
+) -> Tensor:
+    """``z ~ N(0, I)`` of ``shape``; with a list of generators, image ``i`` draws from ``generator[i]``.
+
+    Per-image generators make each image's noise independent of the batch it runs in (diffusers' and NVlabs
+    EDM's convention), so results do not change with batch size or position.
+    """
+    if generator is None or isinstance(generator, torch.Generator):
+        return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
+    gens = list(generator)
+    if len(gens) != shape[0]:
+        raise ValueError(f"got {len(gens)} generators for a batch of {shape[0]} images; pass one per image")
+    one = (1, *shape[1:])
+    return torch.cat([torch.randn(one, generator=g, device=device, dtype=dtype) for g in gens])
 
 
 def batch_times(t: TimeLike, batch: int, like: Tensor) -> Tensor:
@@ -95,15 +114,15 @@ class DegradationProcess(ABC):
         check_images(y, "y")
         return self.apply_adjoint(y, self.schedule(batch_times(t, y.shape[0], y)))
 
-    def sample(self, x0: Tensor, t: TimeLike, generator: torch.Generator | None = None) -> Tensor:
-        """Forward sample ``y_t = A_t x0 + sigma(t) z`` (eq. 4)."""
+    def sample(self, x0: Tensor, t: TimeLike, generator: GeneratorLike = None) -> Tensor:
+        """Forward sample ``y_t = A_t x0 + sigma(t) z`` (eq. 4); ``generator``: one, or a list with one per image."""
         check_images(x0, "x0")
         tb = batch_times(t, x0.shape[0], x0)
         clean = self.apply(x0, self.schedule(tb))
-        z = torch.randn(clean.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+        z = standard_normal(clean.shape, generator, x0.device, x0.dtype)
         return clean + self.noise(tb).view(-1, 1, 1, 1) * z
 
-    def measure(self, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    def measure(self, x0: Tensor, generator: GeneratorLike = None) -> Tensor:
         """A measurement ``y = A_1 x0 + sigma_y z`` (the SDP at t = 1)."""
         return self.sample(x0, 1.0, generator)
 

@@ -17,18 +17,41 @@ Early stopping outputs ``Φθ(y_{t_stop}, t_stop)`` (``output="x0"``) or the ite
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 
-from ..degradations.base import DegradationProcess, check_images
+from ..degradations.base import DegradationProcess, GeneratorLike, check_images, standard_normal
 from ..losses import Model
 from .guidance import Guidance
 
-STEP_TYPES = ("euler", "ancestral", "deterministic")
+StepWeights = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
+
+
+def euler_weights(sig2: Tensor, sigp2: Tensor) -> tuple[Tensor, Tensor]:
+    """Euler–Maruyama (eq. 7): denoising weight ``(σ_t² − σ_t'²) / σ_t²``, noise variance ``σ_t² − σ_t'²``."""
+    return (sig2 - sigp2) / sig2, sig2 - sigp2
+
+
+def ancestral_weights(sig2: Tensor, sigp2: Tensor) -> tuple[Tensor, Tensor]:
+    """Same mean as Euler; variance ``σ_t'² (σ_t² − σ_t'²) / σ_t²`` keeps the exact marginal of y_t'."""
+    return (sig2 - sigp2) / sig2, sigp2 * (sig2 - sigp2) / sig2
+
+
+def deterministic_weights(sig2: Tensor, sigp2: Tensor) -> tuple[Tensor, Tensor]:
+    """DDIM-like: denoising weight ``1 − σ_t' / σ_t`` and no fresh noise (the iterate keeps its own noise)."""
+    return 1.0 - (sigp2 / sig2).sqrt(), torch.zeros_like(sig2)
+
+
+STEPS: dict[str, StepWeights] = {
+    "euler": euler_weights,
+    "ancestral": ancestral_weights,
+    "deterministic": deterministic_weights,
+}
+STEP_TYPES = tuple(STEPS)
 OUTPUTS = ("x0", "iterate")
 
 
@@ -120,72 +143,65 @@ class ReverseSampler:
         lam = self.guidance.weight(sq.detach().sqrt(), self.process.sigma_y)
         return x0.detach(), lam.view(-1, 1, 1, 1) * grad
 
+    def _step(self, model: Model, y_t: Tensor, t: Tensor, tp: Tensor, y: Tensor, generator: GeneratorLike):
+        """One step of Alg. 1 from ``t`` to ``t'``: returns ``(y_t', x̂0)``."""
+        proc = self.process
+        x0, guide = self._predict(model, y_t, t, y)
+        sig2, sigp2 = (proc.sigma(t) ** 2).view(-1, 1, 1, 1), (proc.sigma(tp) ** 2).view(-1, 1, 1, 1)
+        w_denoise, var = STEPS[self.step](sig2, sigp2)
+        a_t_x0 = proc.apply(x0, proc.schedule(t))
+        y_next = y_t + (proc.apply(x0, proc.schedule(tp)) - a_t_x0) + w_denoise * (a_t_x0 - y_t)
+        if guide is not None:
+            y_next = y_next - (sig2 - sigp2) * guide
+        if self.step != "deterministic":
+            y_next = y_next + var.sqrt() * standard_normal(y_t.shape, generator, y.device, y.dtype)
+        return y_next.detach(), x0
+
     def __call__(
         self,
         model: Model,
         y: Tensor,
-        generator: torch.Generator | None = None,
+        generator: GeneratorLike = None,
         record_x0: str | Sequence[int] | None = None,
         record_iterates: str | Sequence[int] | None = None,
+        callback: Callable[[int, float, Tensor], None] | None = None,
     ) -> SamplerOutput:
-        """Reconstruct the batch of measurements ``y``; ``record_*`` = None, ``"all"`` or grid indices."""
+        """Reconstruct the batch ``y``. ``generator``: one, or a list with one per image (then each image's
+        result is independent of the batch); ``record_*``: None, ``"all"`` or grid indices; ``callback(i, t_i,
+        x̂0)`` is called after every network evaluation."""
         check_images(y, "y")
         if not torch.isfinite(y).all():
             raise ValueError("the measurement contains NaN or Inf values; clean or drop those images first")
         grid = self.grid.to(y.dtype)
-        n_points = len(grid)
-        want_x0, want_it = _wanted(record_x0, n_points), _wanted(record_iterates, n_points)
+        last = len(grid) - 1
+        want_x0, want_it = _wanted(record_x0, last + 1), _wanted(record_iterates, last + 1)
         b = y.shape[0]
-        proc = self.process
-        x0_traj: dict[int, Tensor] = {}
-        iterates: dict[int, Tensor] = {}
+        out = SamplerOutput(output=y, t_grid=grid.cpu(), nfe=0, data_consistency=torch.empty(0, b))
         dc: list[Tensor] = []
-        nfe = 0
-        y_t = y
-        ctx = torch.no_grad() if self.guidance is None else nullcontext()
-        with ctx:
-            for i in range(n_points - 1):
-                t = grid[i].to(y.device).expand(b)
-                tp = grid[i + 1].to(y.device).expand(b)
-                if i in want_it:
-                    iterates[i] = y_t.detach().clone()
-                x0, guide = self._predict(model, y_t, t, y)
-                nfe += 1
-                dc.append(data_consistency(proc, x0, y))
+
+        def record(i: int, y_t: Tensor, x0: Tensor | None) -> None:
+            if i in want_it:
+                out.iterates[i] = y_t.detach().clone()
+            if x0 is not None:
+                out.nfe += 1
+                dc.append(data_consistency(self.process, x0, y))
                 if i in want_x0:
-                    x0_traj[i] = x0.detach().clone()
-                s_t, s_tp = proc.schedule(t), proc.schedule(tp)
-                a_t_x0 = proc.apply(x0, s_t)
-                sig2, sigp2 = (proc.sigma(t) ** 2).view(-1, 1, 1, 1), (proc.sigma(tp) ** 2).view(-1, 1, 1, 1)
-                r = proc.apply(x0, s_tp) - a_t_x0
-                if self.step == "deterministic":
-                    d = (1.0 - (sigp2 / sig2).sqrt()) * (a_t_x0 - y_t)
-                else:
-                    d = (sig2 - sigp2) / sig2 * (a_t_x0 - y_t)
-                y_next = y_t + r + d
-                if guide is not None:
-                    y_next = y_next - (sig2 - sigp2) * guide
-                if self.step != "deterministic":
-                    var = sig2 - sigp2 if self.step == "euler" else sigp2 * (sig2 - sigp2) / sig2
-                    z = torch.randn(y_t.shape, generator=generator, device=y.device, dtype=y.dtype)
-                    y_next = y_next + var.sqrt() * z
-                y_t = y_next.detach()
-            last = n_points - 1
-            if last in want_it:
-                iterates[last] = y_t.clone()
+                    out.x0_trajectory[i] = x0.detach().clone()
+                if callback is not None:
+                    callback(i, float(grid[i]), x0)
+
+        y_t = y
+        with torch.no_grad() if self.guidance is None else nullcontext():
+            for i in range(last):
+                t, tp = (grid[k].to(y.device).expand(b) for k in (i, i + 1))
+                y_next, x0 = self._step(model, y_t, t, tp, y, generator)
+                record(i, y_t, x0)
+                y_t = y_next
+            x0 = None
             if self.output == "x0" or last in want_x0:
                 with torch.no_grad():
                     x0 = model(y_t, grid[last].to(y.device).expand(b))
-                nfe += 1
-                dc.append(data_consistency(proc, x0, y))
-                if last in want_x0:
-                    x0_traj[last] = x0.clone()
-            out = x0 if self.output == "x0" else y_t
-        return SamplerOutput(
-            output=out.detach(),
-            t_grid=grid.cpu(),
-            nfe=nfe,
-            data_consistency=torch.stack(dc).cpu() if dc else torch.empty(0, b),
-            x0_trajectory=x0_traj,
-            iterates=iterates,
-        )
+            record(last, y_t, x0)
+        out.output = (x0 if self.output == "x0" else y_t).detach()
+        out.data_consistency = torch.stack(dc).cpu() if dc else out.data_consistency
+        return out
