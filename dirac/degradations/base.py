@@ -68,6 +68,9 @@ class DegradationProcess(ABC):
     """Base class of SDPs: ``degrade`` (A_t), ``adjoint`` (A_t^T), ``sigma``, ``sample``."""
 
     kind: ClassVar[str] = "abstract"
+    shift_invariant: ClassVar[bool] = True
+    """Whether ``A_t`` commutes with shifts away from the borders (convolutions do; a centred mask does not),
+    i.e. whether a large image may be reconstructed as overlapping tiles."""
 
     def __init__(self, noise: GeometricNoiseSchedule, schedule: SeveritySchedule) -> None:
         self.noise = noise

@@ -32,6 +32,8 @@ def smooth_masks(width: Tensor, height_px: int, width_px: int, power: float) -> 
 class SmoothInpaintingProcess(DegradationProcess):
     """Centred smooth-mask inpainting; severity = mask width ``w`` in pixels.
 
+    The mask is centred on the whole image, so the process is not shift-invariant (never tiled).
+
     Args:
         width_min: mask width at t = 0 (0 gives ``m_0 ≡ 1``, the identity).
         width_max: mask width at t = 1 (paper, 256 px: 50; scale with the image size).
@@ -39,6 +41,7 @@ class SmoothInpaintingProcess(DegradationProcess):
     """
 
     kind = "inpaint"
+    shift_invariant = False
 
     def __init__(
         self,

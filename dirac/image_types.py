@@ -1,0 +1,111 @@
+"""Image types at the library's edge: PIL images, NumPy arrays, tensors and lists, to and from ``(B, C, H, W)``.
+
+Conventions (as diffusers pipelines): a PIL image comes back as a PIL image, a NumPy ``(H, W, C)`` (or
+``(H, W)``) array as an array of the same shape and dtype, a ``(B, C, H, W)`` or ``(C, H, W)`` tensor as a
+tensor of the same shape, and a list as a list. Float inputs must lie in [0, 1] (a measurement may stray
+by its noise); uint8 inputs are scaled by 1/255.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+Restore = Callable[[Tensor], Any]
+
+
+def check_range(x: Tensor, name: str, tolerance: float = 0.0) -> None:
+    """Refuse values outside ``[−tolerance, 1 + tolerance]`` with the likely cause and the fix."""
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{name} contains NaN or Inf values; clean or drop it")
+    lo, hi = float(x.min()), float(x.max())
+    if lo >= -tolerance and hi <= 1.0 + tolerance:
+        return
+    if hi > 2.0:
+        hint = "it looks like 0–255 values: divide by 255"
+    elif lo < -0.5:
+        hint = "it looks like a [-1, 1] image: use (x + 1) / 2"
+    else:
+        hint = "dirac expects images in [0, 1]; clip or rescale it"
+    raise ValueError(f"{name} has values in [{lo:.3g}, {hi:.3g}], outside [0, 1]: {hint}")
+
+
+def _from_pil(img: Image.Image, channels: int) -> tuple[Tensor, Restore]:
+    mode = "RGB" if channels == 3 else "L"
+    arr = np.asarray(img.convert(mode), dtype=np.float32) / 255.0
+    arr = arr[..., None] if arr.ndim == 2 else arr
+    x = torch.from_numpy(arr).permute(2, 0, 1)[None].contiguous()
+
+    def restore(out: Tensor) -> Image.Image:
+        u8 = (out[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        return Image.fromarray(u8[..., 0] if u8.shape[-1] == 1 else u8, mode=mode)
+
+    return x, restore
+
+
+def _from_numpy(arr: np.ndarray, name: str) -> tuple[Tensor, Restore]:
+    if arr.ndim not in (2, 3):
+        raise ValueError(f"{name}: a NumPy image must be (H, W) or (H, W, C), got shape {arr.shape}")
+    dtype, shape = arr.dtype, arr.shape
+    if dtype == np.uint8:
+        data = arr.astype(np.float32) / 255.0
+    elif np.issubdtype(dtype, np.floating):
+        data = arr.astype(np.float32)
+    else:
+        raise TypeError(f"{name}: NumPy images must be float in [0, 1] or uint8, got dtype {dtype}")
+    data = data[..., None] if data.ndim == 2 else data
+    x = torch.from_numpy(np.ascontiguousarray(data)).permute(2, 0, 1)[None]
+
+    def restore(out: Tensor) -> np.ndarray:
+        o = out[0].permute(1, 2, 0).cpu().numpy().reshape(shape)
+        if dtype == np.uint8:
+            return (np.clip(o, 0, 1) * 255).round().astype(np.uint8)
+        return o.astype(dtype)
+
+    return x, restore
+
+
+def _from_tensor(t: Tensor, name: str) -> tuple[Tensor, Restore]:
+    if t.ndim not in (3, 4):
+        raise ValueError(f"{name}: a tensor must be (B, C, H, W) or (C, H, W), got shape {tuple(t.shape)}")
+    if not t.is_floating_point():
+        raise TypeError(f"{name}: tensors must be floating point in [0, 1], got {t.dtype}; use x.float() / 255")
+    single, dtype = t.ndim == 3, t.dtype
+    x = (t[None] if single else t).float()
+    return x, lambda out: (out[0] if single else out).to(dtype)
+
+
+def to_tensors(images: Any, channels: int, name: str = "image") -> tuple[list[Tensor], Callable[[list], Any]]:
+    """``(list of (B_i, C, H_i, W_i) float32 batches, restore)``: ``restore(list of outputs)`` gives the input's
+    type back. Lists may mix sizes: each element is its own batch."""
+    items = images if isinstance(images, (list, tuple)) else [images]
+    if not items:
+        raise ValueError(f"{name}: got an empty list")
+    batches, restores = [], []
+    for k, item in enumerate(items):
+        label = f"{name}[{k}]" if isinstance(images, (list, tuple)) else name
+        if isinstance(item, Image.Image):
+            x, r = _from_pil(item, channels)
+        elif isinstance(item, np.ndarray):
+            x, r = _from_numpy(item, label)
+        elif isinstance(item, Tensor):
+            x, r = _from_tensor(item, label)
+        else:
+            raise TypeError(
+                f"{label}: expected a PIL image, a NumPy array or a torch tensor, got {type(item).__name__}"
+            )
+        if x.shape[1] != channels:
+            raise ValueError(f"{label} has {x.shape[1]} channels, the model takes {channels}; convert it first")
+        batches.append(x)
+        restores.append(r)
+
+    def restore(outputs: list) -> Any:
+        got = [r(o) if isinstance(o, Tensor) else o for r, o in zip(restores, outputs, strict=True)]
+        return got if isinstance(images, (list, tuple)) else got[0]
+
+    return batches, restore

@@ -1,0 +1,99 @@
+"""Any image size: exact pad/crop to a network multiple, and overlapping tiles with smooth blending.
+
+Written here because no dependency does it for our case: ``F.unfold``/``F.fold`` cut and re-assemble the
+tiles, einops names the (batch, tile) bookkeeping, and a separable ramp window blends overlaps so that seams
+vanish: ``out = Σ_k w_k · f(tile_k) / Σ_k w_k`` with ``w_k > 0`` everywhere, which is exact for any ``f``
+that commutes with translation and smooth otherwise. Memory is bounded by ``tile_batch`` tiles at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor
+
+Box = tuple[int, int, int, int]
+"""``(top, left, height, width)`` of the original image inside a padded one."""
+
+TileFn = Callable[[Tensor, list[torch.Generator]], Tensor]
+"""``f(tiles (N, C, h, w), one generator per tile) -> (N, C', h, w)``."""
+
+
+def pad_sides(x: Tensor, top: int, bottom: int, left: int, right: int) -> Tensor:
+    """Reflect padding (no edge repeat), falling back to edge replication where an image is too small."""
+    if top == bottom == left == right == 0:
+        return x
+    h, w = x.shape[-2:]
+    mode = "reflect" if max(top, bottom) < h and max(left, right) < w else "replicate"
+    return F.pad(x, (left, right, top, bottom), mode=mode)
+
+
+def pad_to_multiple(x: Tensor, multiple: int) -> tuple[Tensor, Box]:
+    """Reflect-pad ``x`` on the bottom/right so both sides are multiples of ``multiple``; the box crops it back."""
+    h, w = x.shape[-2:]
+    return pad_sides(x, 0, -h % multiple, 0, -w % multiple), (0, 0, h, w)
+
+
+def crop(x: Tensor, box: Box) -> Tensor:
+    """Inverse of the padding: ``x[..., top:top+height, left:left+width]``."""
+    top, left, h, w = box
+    return x[..., top : top + h, left : left + w]
+
+
+def blend_window(size: int, overlap: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    """Separable ramp ``(size, size)``: linear over ``overlap`` pixels at each edge, 1 inside, > 0 everywhere."""
+    i = torch.arange(size, dtype=dtype)
+    ramp = torch.minimum(i + 0.5, size - i - 0.5) / max(overlap, 1)
+    w1 = ramp.clamp(max=1.0)
+    return w1[:, None] * w1[None, :]
+
+
+def tile_grid(length: int, tile: int, overlap: int) -> tuple[int, int]:
+    """``(number of tiles, padded length)`` covering ``length`` with stride ``tile − overlap``."""
+    if not 0 <= overlap < tile:
+        raise ValueError(f"tile overlap must lie in [0, tile={tile}), got {overlap}")
+    stride = tile - overlap
+    n = max(1, -(-(length - tile) // stride) + 1)
+    return n, tile + (n - 1) * stride
+
+
+def child_seed(seed: int, index: int) -> int:
+    """A 63-bit seed for the ``index``-th child of ``seed`` (splitmix64 mixing), stable across runs."""
+    z = (seed + 0x9E3779B97F4A7C15 * (index + 1)) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & 0xFFFFFFFFFFFFFFFF
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & 0xFFFFFFFFFFFFFFFF
+    return (z ^ (z >> 31)) >> 1
+
+
+def seeded_generators(seeds: Sequence[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
+    """One ``torch.Generator`` per seed."""
+    return [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+
+
+def tiled_apply(fn: TileFn, x: Tensor, seeds: Sequence[int], tile: int, overlap: int, tile_batch: int = 4) -> Tensor:
+    """Apply ``fn`` to overlapping ``tile``×``tile`` tiles of ``x (B, C, H, W)`` and blend them back.
+
+    The image is reflect-padded by ``overlap // 2`` (so its border is not a tile border) and up to the tile
+    grid; tile ``k`` of image ``b`` gets a generator seeded ``child_seed(seeds[b], k)``, so the result of an
+    image does not depend on its batch. At most ``tile_batch`` tiles go through ``fn`` at once.
+    """
+    b, _, h, w = x.shape
+    m = overlap // 2
+    (ny, hp), (nx, wp) = tile_grid(h + 2 * m, tile, overlap), tile_grid(w + 2 * m, tile, overlap)
+    padded = pad_sides(x, m, hp - h - m, m, wp - w - m)
+    stride = tile - overlap
+    cols = F.unfold(padded, kernel_size=tile, stride=stride)
+    tiles = rearrange(cols, "b (c h w) n -> (b n) c h w", h=tile, w=tile)
+    gens = seeded_generators([child_seed(int(seeds[i]), k) for i in range(b) for k in range(ny * nx)], device=x.device)
+    outs = [fn(tiles[i : i + tile_batch], gens[i : i + tile_batch]) for i in range(0, len(tiles), tile_batch)]
+    window = blend_window(tile, overlap, x.dtype).to(x.device)
+    weighted = torch.cat(outs) * window
+    c_out = weighted.shape[1]
+    summed = F.fold(rearrange(weighted, "(b n) c h w -> b (c h w) n", b=b), (hp, wp), tile, stride=stride)
+    norm = F.fold(
+        rearrange(window.expand(ny * nx, 1, tile, tile), "n c h w -> 1 (c h w) n"), (hp, wp), tile, stride=stride
+    )
+    return crop(summed / norm, (m, m, h, w)).reshape(b, c_out, h, w)
