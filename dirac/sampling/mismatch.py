@@ -50,10 +50,8 @@ def mismatch_message(ratios: Tensor, sigma_y: float, band: tuple[float, float] =
     )
 
 
-def warn_if_mismatched(process: DegradationProcess, x_hat: Tensor, y: Tensor) -> Tensor:
-    """Emit a :class:`DegradationMismatchWarning` when the residuals leave the band; return the ratios."""
-    ratios = consistency_ratios(process, x_hat, y).cpu()
-    message = mismatch_message(ratios, process.sigma_y)
+def warn_mismatch(ratios: Tensor, sigma_y: float) -> None:
+    """Emit a :class:`DegradationMismatchWarning` when some ``ratios`` leave :data:`CONSISTENCY_BAND`."""
+    message = mismatch_message(ratios.cpu(), sigma_y)
     if message is not None:
         warnings.warn(message, DegradationMismatchWarning, stacklevel=3)
-    return ratios
