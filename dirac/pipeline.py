@@ -41,6 +41,8 @@ from .stopping_choice import (
 from .tiling import child_seed, seeded_generators, tile_grid, tiled_apply
 
 Callback = Callable[[int, float, Tensor], None]
+MEASUREMENT_SLACK = 0.5
+"""Measurements may lie in [−0.5, 1.5] (noise); clean images must lie in [0, 1]."""
 MAX_UNTILED_PIXELS = 1024 * 1024
 """Largest image (pixels) reconstructed in one piece when the degradation cannot be tiled."""
 
@@ -134,7 +136,7 @@ class DiracPipeline:
         gens = _split_generators(generator, [len(b) for b in batches])
         outs = []
         for x, g in zip(batches, gens, strict=True):
-            check_range(x, "image")
+            check_range(x, "image", tolerance=1e-6)
             outs.append(self.process.measure(x.to(self.device), g).cpu())
         return restore(outs)
 
@@ -180,6 +182,8 @@ class DiracPipeline:
             raise ValueError(f"num_samples must be >= 1, got {num_samples}")
         run = _Run(self, int(num_samples), return_trajectory, sampler_settings)
         batches, restore = to_tensors(images, self.channels, "measurement")
+        for b in batches:  # a noisy measurement may stray from [0, 1]; [-1, 1] or 0–255 images stray further
+            check_range(b, "measurement", tolerance=MEASUREMENT_SLACK)
         sampler = self.sampler(t_stop, **sampler_settings)
         seeds = image_seeds(generator, sum(len(b) for b in batches))
         results = run.all(sampler, batches, seeds, callback, progress)

@@ -1,0 +1,228 @@
+"""DiracPipeline: type round trips, per-image generators, any size, tiling, save/load, mismatch warning."""
+
+from __future__ import annotations
+
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dirac import DegradationMismatchWarning, DiracPipeline, DiracPipelineOutput
+from dirac.data.embedded import load_photo
+from dirac.metrics import psnr
+from dirac.pipeline import image_seeds
+
+FAST = {"steps": 4, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def pipe() -> DiracPipeline:
+    return DiracPipeline.from_pretrained("blur_default")
+
+
+@pytest.fixture(scope="module")
+def crops() -> torch.Tensor:
+    x = load_photo("coffee", downscale=4.0)
+    return torch.stack([x[:, :40, :52], x[:, 40:80, 60:112], x[:, 60:100, 20:72]])
+
+
+def gens(*seeds: int) -> list[torch.Generator]:
+    return [torch.Generator().manual_seed(s) for s in seeds]
+
+
+def quiet(pipe: DiracPipeline, y, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegradationMismatchWarning)
+        return pipe(y, **{**FAST, **kw})
+
+
+def test_types_round_trip(pipe, crops):
+    x = crops[0]
+    arr = x.permute(1, 2, 0).numpy()
+    pil = Image.fromarray((arr * 255).round().astype(np.uint8))
+    cases = {
+        "pil": pil,
+        "float32": arr.astype(np.float32),
+        "float64": arr.astype(np.float64),
+        "uint8": np.asarray(pil),
+        "chw": x,
+        "bchw": crops,
+        "list": [crops[0], crops[1, :, :37, :41]],
+    }
+    for name, image in cases.items():
+        y = pipe.degrade(image, generator=torch.Generator().manual_seed(0))
+        out = quiet(pipe, y, t_stop="do")
+        if isinstance(image, Image.Image):
+            assert isinstance(out, Image.Image) and out.size == image.size and out.mode == "RGB", name
+        elif isinstance(image, np.ndarray):
+            assert isinstance(out, np.ndarray) and out.shape == image.shape and out.dtype == image.dtype, name
+        elif isinstance(image, list):
+            assert [o.shape for o in out] == [i.shape for i in image], name
+        else:
+            assert isinstance(out, torch.Tensor) and out.shape == image.shape and out.dtype == image.dtype, name
+
+
+@pytest.mark.parametrize("bad, hint", [(lambda x: 2 * x - 1, "(x + 1) / 2"), (lambda x: 255 * x, "255")])
+def test_out_of_range_input_is_refused(pipe, crops, bad, hint):
+    with pytest.raises(ValueError, match="outside \\[0, 1\\]") as e:
+        pipe(bad(crops), t_stop=0.5, **FAST)
+    assert hint in str(e.value)
+    with pytest.raises(ValueError, match="outside"):
+        pipe.degrade(bad(crops))
+
+
+def test_per_image_generators_make_results_batch_invariant(pipe, crops):
+    """With one generator per image, an image's reconstruction does not depend on its batch or position."""
+    y = pipe.degrade(crops, generator=gens(1, 2, 3))
+    full = quiet(pipe, y, t_stop=0.0, generator=gens(10, 11, 12))
+    alone = quiet(pipe, y[1:2], t_stop=0.0, generator=gens(11))
+    swapped = quiet(pipe, y[[2, 1]], t_stop=0.0, generator=gens(12, 11), batch_size=1)
+    torch.testing.assert_close(full[1:2], alone, atol=1e-5, rtol=0)
+    torch.testing.assert_close(full[[2, 1]], swapped, atol=1e-5, rtol=0)
+    other = quiet(pipe, y[1:2], t_stop=0.0, generator=gens(99))
+    assert (other - alone).abs().max() > 1e-3  # the noise really comes from the generator
+
+
+def test_degrade_per_image_generators(pipe, crops):
+    both = pipe.degrade(crops[:2], generator=gens(5, 6))
+    second = pipe.degrade(crops[1:2], generator=gens(6))
+    torch.testing.assert_close(both[1:2], second)
+
+
+def test_image_seeds_need_one_generator_per_image():
+    with pytest.raises(ValueError, match="one per image"):
+        image_seeds(gens(1, 2), 3)
+    assert image_seeds(gens(1, 2), 2) == image_seeds(gens(1), 1) + image_seeds(gens(2), 1)
+
+
+def test_odd_sizes_reconstruct_and_gain_over_the_measurement(pipe):
+    x = load_photo("chelsea", downscale=2.0)[None, :, :101, :149]
+    y = pipe.degrade(x, generator=torch.Generator().manual_seed(0))
+    out = pipe(y, t_stop="do", progress=False, return_dict=True)
+    assert out.images.shape == x.shape
+    assert float(psnr(out.images.clamp(0, 1), x)) > float(psnr(y.clamp(0, 1), x)) + 2.0
+    assert out.nfe == 2 and abs(out.t_stop - pipe.choice["do"]["t"]) < 1e-6
+
+
+def test_tiled_matches_untiled(pipe):
+    x = load_photo("chelsea", downscale=4.0)[None, :, :96, :96]
+    y = pipe.degrade(x, generator=torch.Generator().manual_seed(0))
+    untiled = pipe(y, t_stop="do", progress=False, tile_size=None)
+    tiled = pipe(y, t_stop="do", progress=False, tile_size=48, tile_overlap=16, tile_batch=3)
+    gap = abs(float(psnr(tiled.clamp(0, 1), x)) - float(psnr(untiled.clamp(0, 1), x)))
+    assert gap < 0.05, gap
+    assert (tiled - untiled).abs().max() > 0  # the tiled path really ran
+
+
+def test_num_samples_mean_and_std(pipe, crops):
+    y = pipe.degrade(crops[:2], generator=gens(1, 2))
+    out = quiet(pipe, y, t_stop=0.0, num_samples=3, generator=gens(3, 4), return_dict=True)
+    assert isinstance(out, DiracPipelineOutput) and len(out.samples) == 2
+    assert out.samples[0].shape == (3, *crops.shape[1:])
+    torch.testing.assert_close(out.images[0], out.samples[0].mean(0))
+    torch.testing.assert_close(out.std[1], out.samples[1].std(0))
+    assert float(out.std.mean()) > 0
+    single = quiet(pipe, y, t_stop=0.0, generator=gens(3, 4), return_dict=True)
+    assert single.std is None
+
+
+def test_callback_and_trajectory(pipe, crops):
+    seen: list[tuple[int, float]] = []
+    out = quiet(
+        pipe,
+        crops[:1],
+        t_stop=0.5,
+        callback=lambda i, t, x0: seen.append((i, t)),
+        return_trajectory=True,
+        return_dict=True,
+    )
+    assert len(seen) == out.nfe == 3  # a 4-step grid stopped at t = 0.5: 2 steps + the final x̂0
+    assert [i for i, _ in seen] == sorted(i for i, _ in seen)
+    assert [t for _, t in seen] == sorted((t for _, t in seen), reverse=True)
+    assert sorted(out.trajectory[0], reverse=True) == [1.0, 0.75, 0.5]
+    torch.testing.assert_close(out.trajectory[0][0.5], out.images[0])
+    with pytest.raises(ValueError, match="return_dict=True"):
+        pipe(crops[:1], return_trajectory=True)
+
+
+def test_bad_t_stop(pipe, crops):
+    for bad in (1.5, -0.1):
+        with pytest.raises(ValueError, match="\\[0, 1\\]"):
+            pipe(crops[:1], t_stop=bad)
+    with pytest.raises(ValueError, match="'do', 'po'"):
+        pipe(crops[:1], t_stop="best")
+
+
+def test_save_and_load_round_trip(pipe, crops, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # any working directory
+    again = DiracPipeline.from_pretrained("blur_default")
+    folder = again.save_pretrained(tmp_path / "mine")
+    loaded = DiracPipeline.from_pretrained(folder)
+    y = pipe.degrade(crops[:2], generator=gens(1, 2))
+    for t_stop in ("do", 0.5):
+        torch.testing.assert_close(
+            quiet(loaded, y, t_stop=t_stop, generator=gens(7, 8)), quiet(pipe, y, t_stop=t_stop, generator=gens(7, 8))
+        )
+    assert loaded.choice["do"] == pipe.choice["do"]
+
+
+def test_save_refuses_to_clobber(pipe, tmp_path):
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "thesis.tex").write_text("precious")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        pipe.save_pretrained(other)
+    with pytest.raises(FileExistsError, match="not a dirac checkpoint"):
+        pipe.save_pretrained(other, overwrite=True)
+    assert (other / "thesis.tex").read_text() == "precious"
+    ckpt = pipe.save_pretrained(tmp_path / "ckpt")
+    with pytest.raises(FileExistsError):
+        pipe.save_pretrained(ckpt)
+    pipe.save_pretrained(ckpt, overwrite=True)
+    assert DiracPipeline.from_pretrained(ckpt).choice is not None
+
+
+def test_choice_from_other_weights_is_refused(pipe, tmp_path):
+    folder = pipe.save_pretrained(tmp_path / "ckpt")
+    shutil.copy(tmp_path / "ckpt" / "early_stopping.json", tmp_path / "choice.json")
+    changed = DiracPipeline.from_pretrained(folder)
+    with torch.no_grad():
+        next(changed.model.parameters()).add_(0.01)
+    changed.save_pretrained(folder, overwrite=True)
+    shutil.copy(tmp_path / "choice.json", folder / "early_stopping.json")  # a stale choice file
+    stale = DiracPipeline.from_pretrained(folder)
+    assert stale.choice is None
+    with pytest.raises(ValueError, match="other weights"):
+        stale(torch.rand(1, 3, 16, 16), t_stop="do")
+    stale(torch.rand(1, 3, 16, 16), t_stop=0.5, **FAST)  # a float t_stop still works
+
+
+def test_unknown_model_name_lists_the_shipped_ones(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="blur_default"):
+        DiracPipeline.from_pretrained("no_such_model")
+
+
+def test_mismatch_warning(pipe):
+    x = torch.stack([load_photo(n, downscale=4.0)[:, :48, :48] for n in ("chelsea", "coffee")])
+    clean = pipe.process.degrade(x, 1.0)
+    noise = torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))
+    sigma = pipe.process.sigma_y
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegradationMismatchWarning)
+        out = pipe(clean + sigma * noise, t_stop="do", progress=False, return_dict=True)
+    assert ((out.consistency > 0.75) & (out.consistency < 1.3)).all()
+    with pytest.warns(DegradationMismatchWarning, match="more noise") as rec:
+        pipe(clean + 3 * sigma * noise, t_stop="do", progress=False)
+    assert f"{sigma:.4f}" in str(rec[0].message)
+    with pytest.warns(DegradationMismatchWarning, match="less noise"):
+        pipe(clean, t_stop="do", progress=False)
+
+
+def test_inpainting_is_not_tiled_and_huge_inputs_are_refused():
+    pipe = DiracPipeline.from_pretrained("inpaint_default")
+    with pytest.raises(ValueError, match="cannot be tiled"):
+        pipe(torch.rand(1, pipe.channels, 1100, 1000), t_stop=0.5, **FAST)
