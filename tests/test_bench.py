@@ -25,7 +25,7 @@ def bench_module(monkeypatch):
 
     yield load
     torch.set_num_threads(threads)
-    for name in (*SCRIPTS, "run_all", "_benchutil"):
+    for name in (*SCRIPTS, "run_all", "_benchutil", "pipeline_scale"):
         sys.modules.pop(name, None)
 
 
@@ -84,3 +84,13 @@ def test_table_alignment(bench_module):
     text = bu.table(["name", "value"], [["a", "1.5"], ["longer", "10"]])
     lines = text.splitlines()
     assert lines[2] == "a         1.5" and lines[3] == "longer     10"
+
+
+def test_pipeline_scale_quick(bench_module, tmp_path):
+    """Each size runs in its own process; tiled and untiled runs of one size agree to < 0.05 dB."""
+    data = bench_module("pipeline_scale").main(["--quick", "--out", str(tmp_path)])
+    assert json.loads((tmp_path / "pipeline_scale.json").read_text())["ratios"] == data["ratios"]
+    assert all("error" not in r for r in data["results"]) and len(data["results"]) == 2
+    _check_ratios(data["ratios"])
+    assert data["ratios"]["96.psnr_gap_db"] < 0.05
+    assert all(r["psnr"] > r["psnr_measurement"] for r in data["results"])
