@@ -1,4 +1,4 @@
-"""Sampler overhead: reverse-sampler wall time against the bare network cost (DESIGN §4, "Cost").
+"""Sampler overhead: reverse-sampler wall time against the bare network cost (the cost model: NFE x bare forward).
 
 For the blur and the inpainting process, on one batch of measurements:
 

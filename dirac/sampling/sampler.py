@@ -1,4 +1,4 @@
-"""The reverse sampler of DiracDiffusion (paper Alg. 1; DESIGN §4).
+"""The reverse sampler of DiracDiffusion (paper Alg. 1).
 
 From the measurement ``y_1 = y`` on the grid ``t_i = 1 − i / N`` down to ``t_stop``, each step from
 ``t`` to ``t'`` computes ``x̂0 = Φθ(y_t, t)`` and
