@@ -1,4 +1,4 @@
-"""Data-consistency guidance weights λ_t (paper Sec. 3.6, eq. 15).
+"""Data-consistency guidance weights λ_t (paper Sec. 3.6).
 
 The guidance term of a step from t to t' is
 ``g = −(σ(t)² − σ(t')²) · λ_t · ∇_{y_t} ‖y − A_1(Φθ(y_t, t))‖²``, a descent on the data-consistency error.
