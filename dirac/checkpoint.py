@@ -276,17 +276,28 @@ def read_weights(folder: str | Path, ema: bool = True) -> dict[str, torch.Tensor
     return _load_tensors(f if ema and f.is_file() else folder / "model.safetensors", state)
 
 
-def is_intact(folder: str | Path) -> bool:
-    """Whether ``folder`` is a readable dirac checkpoint: a supported ``state.json`` and every weight file
-    loadable (and matching its recorded size and checksum when ``state.json`` lists them)."""
+def verify_checkpoint(folder: str | Path, training: bool = False) -> dict[str, Any]:
+    """``state.json`` of ``folder`` after checking that every file loads (and matches its recorded size and
+    checksum); ``training`` also requires what resuming needs. Raises a one-line error naming the bad file."""
     folder = Path(folder)
+    state = read_state(folder)
+    if training:
+        require_keys(state, ("step", "config", "process", "model"), folder)
+        for name in ("optimizer.safetensors", "rng.safetensors"):
+            if not (folder / name).is_file():
+                raise CheckpointError(f"{folder / name} is missing, so training cannot resume from {folder}; {_FIX}")
+    for f in sorted(folder.glob("*.safetensors")):
+        if f.name in ("optimizer.safetensors", "rng.safetensors"):
+            load_nested(f, state)
+        else:
+            _load_tensors(f, state)
+    return state
+
+
+def is_intact(folder: str | Path, training: bool = False) -> bool:
+    """Whether :func:`verify_checkpoint` accepts ``folder``."""
     try:
-        state = read_state(folder)
-        for f in sorted(folder.glob("*.safetensors")):
-            if f.name in ("optimizer.safetensors", "rng.safetensors"):
-                load_nested(f, state)
-            else:
-                _load_tensors(f, state)
+        verify_checkpoint(folder, training=training)
     except (OSError, ValueError):
         return False
     return True
