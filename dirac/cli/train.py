@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from dirac.factory import (
     process_from_config,
     schedule_from_config,
 )
-from dirac.io import to_json, write_json
+from dirac.io import atomic_write, to_json, write_json
 from dirac.models import count_parameters
 from dirac.runlock import RunLock
 from dirac.training import TrainConfig, Trainer, train_config_from_dict
@@ -177,8 +178,9 @@ def _process(c: dict[str, Any], state: dict[str, Any] | None, train_set: Any):
     return process.with_schedule(schedule_from_config(process, images, c["schedule"]))
 
 
-def train(c: dict[str, Any], out: Path) -> dict[str, Any]:
-    """Train (or resume) the run in ``out`` with the resolved config ``c``; returns the summary."""
+def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Train (or resume) the run in ``out`` with the resolved config ``c``; returns the summary. ``on_start`` runs
+    once every check has passed, before the first file is written."""
     if not isinstance(c.get("resume_allow_changes", False), bool):
         raise ValueError(f"resume_allow_changes must be true or false, got {c['resume_allow_changes']!r}")
     tcfg = train_config_from_dict(c["trainer"])  # first: a bad trainer value is named before any work
@@ -193,6 +195,8 @@ def train(c: dict[str, Any], out: Path) -> dict[str, Any]:
     train_set = dataset_from_config(c["data"], "train")
     val_set = dataset_from_config(c["data"], "val")
     process = _process(c, state, train_set)
+    if on_start is not None:
+        on_start()
     write_json(out / "schedule.json", process.schedule.to_dict())
     log.info("model: %.2f M parameters; process: %s", count_parameters(net) / 1e6, process)
     run_state = {"config": c, "model": c["model"], "data": c["data"]}
@@ -233,19 +237,30 @@ def _make_trainer(c, tcfg, net, process, train_set, val_set, out, run_state) -> 
     )
 
 
+def _record_config(cfg: DictConfig, out: Path) -> None:
+    """What Hydra's ``output_subdir`` would write, but only once this process holds the run folder."""
+    atomic_write(out / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))
+    atomic_write(out / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(list(HydraConfig.get().overrides.task)))
+
+
 def _main_rank() -> bool:
     return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
 
 
-@hydra.main(config_path="pkg://dirac.configs", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    out = Path(HydraConfig.get().runtime.output_dir)
+def run(cfg: DictConfig, out: Path, record: bool = True) -> dict[str, Any]:
+    """Hold the run folder (lock), record the config and train; any error is a one-line ``SystemExit``."""
     try:
         c = OmegaConf.to_container(cfg, resolve=True)
         with RunLock(out) if _main_rank() else nullcontext():
-            summary = train(c, out)
+            record_it = (lambda: _record_config(cfg, out)) if record and _main_rank() else None
+            return train(c, out, on_start=record_it)
     except (ValueError, TypeError, KeyError, OSError, FloatingPointError, OmegaConfBaseException) as e:
         raise SystemExit(f"error: {' '.join(str(e).split())}") from None
+
+
+@hydra.main(config_path="pkg://dirac.configs", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    summary = run(cfg, Path(HydraConfig.get().runtime.output_dir))
     print(to_json(summary, nonfinite="null"))
 
 
