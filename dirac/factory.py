@@ -22,6 +22,10 @@ from .scheduling import greedy_schedule, mse_distance
 from .shipped import resolve_checkpoint
 
 
+def _one_line(e: BaseException, limit: int = 300) -> str:
+    return " ".join(str(e).split())[:limit]
+
+
 def _without(d: dict, *keys: str) -> dict:
     return {k: v for k, v in d.items() if k not in keys}
 
@@ -57,7 +61,7 @@ def model_from_config(cfg: dict[str, Any], where: str = "model") -> torch.nn.Mod
         with torch.device("meta"):
             n = count_parameters(build_ncsnpp(spec))
     except (ValueError, TypeError, KeyError, RuntimeError) as e:
-        raise ValueError(f"invalid network config in {where}: {' '.join(str(e).split())[:300]}") from None
+        raise ValueError(f"invalid network config in {where}: {_one_line(e)}") from None
     limit = max_parameters()
     if n > limit:
         raise ValueError(
@@ -129,11 +133,15 @@ def load_checkpoint(folder: str | Path, ema: bool = True, device: str | torch.de
     weights = read_weights(folder, ema=ema)
     try:
         process = process_from_dict(state["process"])
-        missing, unexpected = net.load_state_dict(weights, strict=False)
-        mismatch = missing or unexpected
     except (ValueError, TypeError, KeyError, RuntimeError) as e:
-        raise CheckpointError(f"cannot load checkpoint {folder}: {' '.join(str(e).split())[:300]}") from None
-    if mismatch:
+        raise CheckpointError(
+            f"cannot load checkpoint {folder}: bad 'process' in state.json ({_one_line(e)})"
+        ) from None
+    try:
+        missing, unexpected = net.load_state_dict(weights, strict=False)
+    except RuntimeError as e:  # shape mismatches raise even when not strict
+        raise CheckpointError(f"checkpoint {folder} does not match its model config ({_one_line(e)})") from None
+    if missing or unexpected:
         raise CheckpointError(
             f"checkpoint {folder} does not match its model config: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
