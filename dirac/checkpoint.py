@@ -140,6 +140,36 @@ def write_checkpoint(
     tmp = folder.parent / f".tmp-{folder.name}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
+    try:
+        _fill(tmp, model, state, ema, optimizer, rng)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError):
+            raise OSError(
+                f"could not write checkpoint {folder} ({_short(e)}); nothing was replaced, the previous checkpoints "
+                f"are intact: free space or fix permissions, then resume"
+            ) from None
+        raise
+    if folder.exists() or folder.is_symlink():
+        old = folder.parent / f".old-{folder.name}-{os.getpid()}"
+        os.replace(folder, old)
+        os.replace(tmp, folder)
+        _remove(old)
+    else:
+        os.replace(tmp, folder)
+    _fsync_dir(folder.parent)
+    return folder
+
+
+def _fill(
+    tmp: Path,
+    model: dict[str, torch.Tensor],
+    state: dict[str, Any],
+    ema: dict[str, torch.Tensor] | None,
+    optimizer: dict[str, Any] | None,
+    rng: dict[str, Any] | None,
+) -> None:
+    """Write every file of a checkpoint into ``tmp`` and make it durable (``state.json`` last, with checksums)."""
     save_file({k: v.detach().cpu().contiguous() for k, v in model.items()}, str(tmp / "model.safetensors"))
     if ema is not None:
         save_file({k: v.detach().cpu().contiguous() for k, v in ema.items()}, str(tmp / "ema.safetensors"))
@@ -154,15 +184,6 @@ def write_checkpoint(
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
     _fsync_dir(tmp)
-    if folder.exists() or folder.is_symlink():
-        old = folder.parent / f".old-{folder.name}-{os.getpid()}"
-        os.replace(folder, old)
-        os.replace(tmp, folder)
-        _remove(old)
-    else:
-        os.replace(tmp, folder)
-    _fsync_dir(folder.parent)
-    return folder
 
 
 def _remove(path: Path) -> None:

@@ -7,6 +7,8 @@ atomic pickle-free checkpoints (``dirac.checkpoint``) and exact resumption.
 
 from __future__ import annotations
 
+import json
+import math
 import shutil
 import time
 from dataclasses import dataclass, fields
@@ -35,7 +37,7 @@ from .checkpoint import (
     write_checkpoint,
 )
 from .degradations import DegradationProcess
-from .io import save_grid, to_json
+from .io import atomic_write, save_grid, to_json
 from .losses import IncrementalReconstructionLoss
 from .models import Reconstructor
 from .sampling import ReverseSampler
@@ -73,6 +75,8 @@ class TrainConfig:
                 setattr(self, f.name, v)
             if type(v) is not kind:
                 raise ValueError(f"trainer.{f.name} must be {kind.__name__}, got {v!r}")
+            if kind is float and not math.isfinite(v):
+                raise ValueError(f"trainer.{f.name} must be a finite number, got {v!r}")
         positive = ("max_steps", "batch_size", "lr", "log_every", "val_every", "checkpoint_every", "keep_checkpoints")
         for name in positive:
             if getattr(self, name) <= 0:
@@ -268,6 +272,7 @@ class Trainer:
             raise CheckpointError(f"cannot resume from {folder}: its states do not fit this run ({msg})") from None
         self.apply_optimiser_settings()
         self.step = int(state["step"])
+        self._trim_log()
         newer = [p.resolve() for p in list_checkpoints(self.ckpt_dir) if (step_of(p) or 0) > self.step]
         self.protected = {folder.resolve(), *newer}
 
@@ -354,6 +359,22 @@ class Trainer:
         bar.close()
         self.acc.end_training()
         return last_logs
+
+    def _trim_log(self) -> None:
+        """Drop ``train_log.jsonl`` lines past the resumed step (a killed run logged steps it never saved), so
+        the log of a resumed run has each step once; a torn last line from a kill is dropped too."""
+        f = self.out / "train_log.jsonl"
+        if not self.acc.is_main_process or not f.is_file():
+            return
+        kept = []
+        for line in f.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] <= self.step:
+                kept.append(line)
+        atomic_write(f, "".join(k + "\n" for k in kept))
 
     def _reseed(self) -> None:
         """Seed the global torch RNG from ``(seed, step)`` alone, so dropout (and anything else drawing from it)

@@ -290,6 +290,20 @@ def test_intact_checkpoint_passes_every_check(ckpt):
     assert state["step"] == 2 and sum(p.numel() for p in model.parameters()) > 0
 
 
+def test_failed_write_replaces_nothing_and_leaves_no_partial_folder(ckpt, monkeypatch):
+    import dirac.checkpoint as checkpoint
+
+    def disk_full(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    before = checksums(ckpt.parent)
+    monkeypatch.setattr(checkpoint, "save_file", disk_full)
+    with pytest.raises(OSError) as err:
+        write_checkpoint(ckpt, model={"w": torch.zeros(2)}, state={"step": 3})
+    assert_one_line(str(err.value), str(ckpt), "No space left", "previous checkpoints are intact")
+    assert checksums(ckpt.parent) == before and is_intact(ckpt, training=True)
+
+
 def test_parameter_limit_is_read_from_the_environment(monkeypatch, ckpt):
     monkeypatch.setenv("DIRAC_MAX_PARAMS", "1000")
     with pytest.raises(ValueError) as err:
@@ -602,6 +616,8 @@ BAD_VALUES = [
     ("resume_allow_changes=maybe", ["resume_allow_changes must be true or false"]),
     ("model.block_out_channels=[8,x]", ["invalid network config", "model"]),
     ("trainer.batch_size=1000", ["trainer.batch_size"]),
+    ("trainer.lr=nan", ["trainer.lr must be a finite number"]),
+    ("trainer.grad_clip=inf", ["trainer.grad_clip must be a finite number"]),
 ]
 
 
@@ -685,6 +701,8 @@ def test_sigkill_during_a_checkpoint_write_then_resume_is_bit_exact(tmp_path):
     run("train.py", *TINY, f"trainer.max_steps={target}", f"hydra.run.dir={straight}", env={"OMP_NUM_THREADS": "1"})
     a, b = _weights(ck / "last"), _weights(straight / "checkpoints" / "last")
     assert read_state(ck / "last")["step"] == target and all(torch.equal(a[k], b[k]) for k in a)
+    steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, target + 1)), "the log repeats the steps the killed run never saved"
 
 
 def test_export_command_line_refuses_a_non_empty_destination(ckpt, tmp_path):
