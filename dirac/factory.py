@@ -6,19 +6,24 @@ processes, networks, losses, samplers and datasets, and reloads them from checkp
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .checkpoint import read_state, read_weights
+from .checkpoint import CheckpointError, read_state, read_weights, require_keys
 from .data import build_dataset
 from .degradations import DegradationProcess, SeveritySchedule, build_process, process_from_dict
 from .losses import IncrementalReconstructionLoss
-from .models import NCSNppConfig, Reconstructor, build_ncsnpp
+from .models import NCSNppConfig, Reconstructor, build_ncsnpp, count_parameters
 from .sampling import ReverseSampler, build_guidance
 from .scheduling import greedy_schedule, mse_distance
 from .shipped import resolve_checkpoint
+
+
+def _one_line(e: BaseException, limit: int = 300) -> str:
+    return " ".join(str(e).split())[:limit]
 
 
 def _without(d: dict, *keys: str) -> dict:
@@ -33,8 +38,37 @@ def process_from_config(cfg: dict[str, Any]) -> DegradationProcess:
     return build_process(kind, noise=noise, **cfg)
 
 
-def model_from_config(cfg: dict[str, Any]) -> torch.nn.Module:
-    return build_ncsnpp(NCSNppConfig.from_dict(dict(cfg)))
+DEFAULT_MAX_PARAMS = 500_000_000
+
+
+def max_parameters() -> int:
+    """The largest network dirac builds: ``DIRAC_MAX_PARAMS`` (default 500 M parameters)."""
+    raw = os.environ.get("DIRAC_MAX_PARAMS", str(DEFAULT_MAX_PARAMS))
+    try:
+        limit = int(raw.replace("_", ""))
+    except ValueError:
+        limit = 0
+    if limit <= 0:
+        raise ValueError(f"DIRAC_MAX_PARAMS must be a positive integer, got {raw!r}")
+    return limit
+
+
+def model_from_config(cfg: dict[str, Any], where: str = "model") -> torch.nn.Module:
+    """Build the network, after counting its parameters on the meta device (no memory) against
+    :func:`max_parameters`; a bad config is a one-line ``ValueError`` naming ``where``."""
+    try:
+        spec = NCSNppConfig.from_dict(dict(cfg))
+        with torch.device("meta"):
+            n = count_parameters(build_ncsnpp(spec))
+    except (ValueError, TypeError, KeyError, RuntimeError) as e:
+        raise ValueError(f"invalid network config in {where}: {_one_line(e)}") from None
+    limit = max_parameters()
+    if n > limit:
+        raise ValueError(
+            f"the network in {where} would have {n:,} parameters, above the limit of {limit:,}; if that is "
+            f"intended, raise it with the environment variable DIRAC_MAX_PARAMS={n}"
+        )
+    return build_ncsnpp(spec)
 
 
 def loss_from_config(process: DegradationProcess, cfg: dict[str, Any]) -> IncrementalReconstructionLoss:
@@ -92,12 +126,23 @@ def load_checkpoint(folder: str | Path, ema: bool = True, device: str | torch.de
     or the name of a shipped model."""
     folder = resolve_checkpoint(folder)
     state = read_state(folder)
-    process = process_from_dict(state["process"])
-    net = model_from_config(state["model"])
+    require_keys(state, ("model", "process"), folder)
+    if not isinstance(state["model"], dict) or not isinstance(state["process"], dict):
+        raise CheckpointError(f"{folder}/state.json: 'model' and 'process' must be JSON objects")
+    net = model_from_config(state["model"], where=f"{folder}/state.json")
     weights = read_weights(folder, ema=ema)
-    missing, unexpected = net.load_state_dict(weights, strict=False)
+    try:
+        process = process_from_dict(state["process"])
+    except (ValueError, TypeError, KeyError, RuntimeError) as e:
+        raise CheckpointError(
+            f"cannot load checkpoint {folder}: bad 'process' in state.json ({_one_line(e)})"
+        ) from None
+    try:
+        missing, unexpected = net.load_state_dict(weights, strict=False)
+    except RuntimeError as e:  # shape mismatches raise even when not strict
+        raise CheckpointError(f"checkpoint {folder} does not match its model config ({_one_line(e)})") from None
     if missing or unexpected:
-        raise ValueError(
+        raise CheckpointError(
             f"checkpoint {folder} does not match its model config: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
     model = Reconstructor(net, process.noise).to(device).eval()

@@ -18,21 +18,26 @@ from typing import Any
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from numpy.random import SeedSequence
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from .checkpoint import (
+    CheckpointError,
+    list_checkpoints,
     load_nested,
     point_last,
     read_state,
     read_weights,
+    require_keys,
     rng_state,
     set_rng_state,
+    step_of,
     write_checkpoint,
 )
 from .degradations import DegradationProcess
-from .io import save_grid
+from .io import atomic_write, save_grid, to_json
 from .losses import IncrementalReconstructionLoss
 from .models import Reconstructor
 from .sampling import ReverseSampler
@@ -70,6 +75,8 @@ class TrainConfig:
                 setattr(self, f.name, v)
             if type(v) is not kind:
                 raise ValueError(f"trainer.{f.name} must be {kind.__name__}, got {v!r}")
+            if kind is float and not math.isfinite(v):
+                raise ValueError(f"trainer.{f.name} must be a finite number, got {v!r}")
         positive = ("max_steps", "batch_size", "lr", "log_every", "val_every", "checkpoint_every", "keep_checkpoints")
         for name in positive:
             if getattr(self, name) <= 0:
@@ -151,6 +158,7 @@ class Trainer:
         self.ema.to(self.acc.device)
         self.gen = torch.Generator(device=self.acc.device).manual_seed(config.seed * 7919 + 17 + self.acc.process_index)
         self.step = 0
+        self.protected: set[Path] = set()  # resume source and any checkpoint newer than it: never deleted
         self._val_batch = self._fixed_val_batch(val_set)
         if log_with:
             self.acc.init_trackers("dirac", config=run_state.get("config", {}), init_kwargs=tracker_init or {})
@@ -196,6 +204,11 @@ class Trainer:
         if not self.acc.is_main_process:
             return None
         name = f"step_{self.step:07d}"
+        if (self.ckpt_dir / name).resolve() in self.protected:
+            raise FileExistsError(
+                f"{self.ckpt_dir / name} predates this run and would be overwritten; resume from the newest "
+                f"checkpoint or train in another hydra.run.dir"
+            )
         state = {**self.run_state, "step": self.step, "process": self.process.to_dict()}
         write_checkpoint(
             self.ckpt_dir / name,
@@ -210,23 +223,69 @@ class Trainer:
             state=state,
         )
         point_last(self.ckpt_dir, name)
-        olds = sorted(p for p in self.ckpt_dir.glob("step_*") if p.is_dir())
-        for p in olds[: max(0, len(olds) - self.cfg.keep_checkpoints)]:
-            shutil.rmtree(p, ignore_errors=True)
+        self.prune()
         return self.ckpt_dir / name
+
+    def prune(self) -> list[Path]:
+        """Keep the newest ``keep_checkpoints`` checkpoints by numeric step; never delete the target of
+        ``last``, the checkpoint this run resumed from, or anything newer than it. Returns what was deleted."""
+        found = list_checkpoints(self.ckpt_dir)
+        last = self.ckpt_dir / "last"
+        protected = self.protected | ({last.resolve()} if last.is_symlink() else set())
+        deleted = []
+        for p in found[: max(0, len(found) - self.cfg.keep_checkpoints)]:
+            if p.resolve() not in protected:
+                shutil.rmtree(p)
+                deleted.append(p)
+        return deleted
+
+    def clean_partial_writes(self) -> list[Path]:
+        """Remove the temporary folders a killed checkpoint write left behind (call it holding the run lock)."""
+        stale = [p for p in self.ckpt_dir.glob(".tmp-step_*") if p.is_dir() and not p.is_symlink()]
+        stale += [p for p in self.ckpt_dir.glob(".last-*") if p.is_symlink()]
+        for p in stale:
+            p.unlink() if p.is_symlink() else shutil.rmtree(p)
+        return stale
+
+    def weights_finite(self) -> bool:
+        """Whether every raw and EMA parameter and buffer is finite."""
+        raw = self.acc.unwrap_model(self.model).net.state_dict().values()
+        ema = self.ema.module.net.state_dict().values()
+        return all(bool(torch.isfinite(t).all()) for t in (*raw, *ema) if t.is_floating_point())
 
     def resume(self, folder: str | Path) -> None:
         """Restore weights, EMA, optimizer, LR schedule, RNG states and step from a checkpoint."""
         folder = Path(folder)
         state = read_state(folder)
-        self.acc.unwrap_model(self.model).net.load_state_dict(read_weights(folder, ema=False))
-        self.ema.module.net.load_state_dict(read_weights(folder, ema=True))
-        opt_state = load_nested(folder / "optimizer.safetensors")
-        self.opt.load_state_dict(opt_state["optimizer"])
-        self.sched.load_state_dict(opt_state["lr_scheduler"])
-        self.ema.n_averaged.copy_(opt_state["ema_n_averaged"])
-        set_rng_state(load_nested(folder / "rng.safetensors"), self.gen)
+        require_keys(state, ("step", "config", "process", "model"), folder)
+        opt_state = load_nested(folder / "optimizer.safetensors", state)
+        rng = load_nested(folder / "rng.safetensors", state)
+        try:
+            self.acc.unwrap_model(self.model).net.load_state_dict(read_weights(folder, ema=False))
+            self.ema.module.net.load_state_dict(read_weights(folder, ema=True))
+            self.opt.load_state_dict(opt_state["optimizer"])
+            self.sched.load_state_dict(opt_state["lr_scheduler"])
+            self.ema.n_averaged.copy_(opt_state["ema_n_averaged"])
+            set_rng_state(rng, self.gen)
+        except (RuntimeError, KeyError, TypeError, ValueError) as e:
+            msg = " ".join(str(e).split())[:300]
+            raise CheckpointError(f"cannot resume from {folder}: its states do not fit this run ({msg})") from None
+        self.apply_optimiser_settings()
         self.step = int(state["step"])
+        self._trim_log()
+        newer = [p.resolve() for p in list_checkpoints(self.ckpt_dir) if (step_of(p) or 0) > self.step]
+        self.protected = {folder.resolve(), *newer}
+
+    def apply_optimiser_settings(self) -> None:
+        """Make the configured learning rate (and warm-up) rule after loading an optimizer/scheduler state,
+        which would otherwise bring back the learning rate the checkpoint was trained with."""
+        sched = getattr(self.sched, "scheduler", self.sched)  # accelerate wraps the LambdaLR
+        factor = sched.lr_lambdas[0](sched.last_epoch)
+        sched.base_lrs = [self.cfg.lr for _ in self.opt.param_groups]
+        for g in self.opt.param_groups:
+            g["initial_lr"] = self.cfg.lr
+            g["lr"] = self.cfg.lr * factor
+        sched._last_lr = [g["lr"] for g in self.opt.param_groups]
 
     # ----- loop -----
     def fit(self) -> dict[str, float]:
@@ -253,6 +312,7 @@ class Trainer:
             # it to the true epoch so a resumed process (whose counter restarts at 0) sees the same order
             loader.set_epoch(epoch)
             for x0 in loader:
+                self._reseed()
                 loss = self.loss(self.model, x0, self.gen)
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
@@ -270,6 +330,12 @@ class Trainer:
                 running += loss.item()
                 bar.update(1)
                 end = self.step == cfg.max_steps
+                busy = self.step % cfg.checkpoint_every == 0 or self.step % cfg.val_every == 0
+                if (end or busy) and not self.weights_finite():
+                    raise FloatingPointError(
+                        f"the weights became NaN/Inf at step {self.step}; nothing was saved for this step. Lower "
+                        f"trainer.lr or keep trainer.grad_clip on. The last checkpoint is intact."
+                    )
                 logs: dict[str, float] = {}
                 if self.step % cfg.log_every == 0 or end:
                     now = time.perf_counter()
@@ -294,15 +360,34 @@ class Trainer:
         self.acc.end_training()
         return last_logs
 
+    def _trim_log(self) -> None:
+        """Drop ``train_log.jsonl`` lines past the resumed step (a killed run logged steps it never saved), so
+        the log of a resumed run has each step once; a torn last line from a kill is dropped too."""
+        f = self.out / "train_log.jsonl"
+        if not self.acc.is_main_process or not f.is_file():
+            return
+        kept = []
+        for line in f.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(rec, dict) and isinstance(rec.get("step"), int) and rec["step"] <= self.step:
+                kept.append(line)
+        atomic_write(f, "".join(k + "\n" for k in kept))
+
+    def _reseed(self) -> None:
+        """Seed the global torch RNG from ``(seed, step)`` alone, so dropout (and anything else drawing from it)
+        does not depend on history: a resumed run draws exactly what the uninterrupted run drew."""
+        word = SeedSequence([self.cfg.seed, self.step, self.acc.process_index]).generate_state(1)[0]
+        torch.manual_seed(int(word))
+
     def _log(self, logs: dict[str, float], log_file: Path) -> None:
         self.acc.log(logs, step=self.step)
         if self.acc.is_main_process:
             log_file.parent.mkdir(parents=True, exist_ok=True)
-            with open(log_file, "a") as f:
-                f.write(
-                    json.dumps({"step": self.step, **{k: (v if math.isfinite(v) else None) for k, v in logs.items()}})
-                    + "\n"
-                )
+            with open(log_file, "a") as f:  # append-only log; strict JSON, NaN/Inf as null
+                f.write(to_json({"step": self.step, **logs}, nonfinite="null", indent=None) + "\n")
 
 
 def train_config_from_dict(d: dict[str, Any]) -> TrainConfig:

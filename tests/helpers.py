@@ -45,3 +45,17 @@ def assert_clear_failure(proc: subprocess.CompletedProcess, *words: str) -> str:
     for w in words:
         assert w.lower() in text.lower(), f"message does not mention {w!r}:\n{text[-2000:]}"
     return text
+
+
+def unchanged(before: dict[str, str], after: dict[str, str], ignore: tuple[str, ...] = (".dirac.lock",)) -> list[str]:
+    """Paths of ``before`` (a :func:`checksums` result) that changed or vanished in ``after``; files named in
+    ``ignore`` (dirac's own lock file, which records its latest holder) are skipped. Empty means nothing changed."""
+    return [p for p, h in before.items() if Path(p).name not in ignore and after.get(p) != h]
+
+
+def assert_one_line(message: str, *words: str) -> None:
+    """An error message is a single line that mentions every word (case-insensitive)."""
+    text = message.strip()
+    assert "\n" not in text and "Traceback" not in text, f"not a one-line reason:\n{text[-2000:]}"
+    for w in words:
+        assert w.lower() in text.lower(), f"message does not mention {w!r}: {text}"

@@ -1,20 +1,26 @@
 """Train a DiracDiffusion model: ``python train.py experiment=blur_default [overrides]``.
 
-Multi-GPU / multi-node: ``accelerate launch train.py …`` (same arguments).
+Multi-GPU / multi-node: ``accelerate launch train.py …`` (same arguments). One training per run folder (a lock
+on ``RUN/.dirac.lock``); resuming refuses a damaged ``checkpoints/last`` and a changed config unless
+``resume_allow_changes=true``. Every error is one line (``error: …``) and a non-zero exit status.
 """
 
 from __future__ import annotations
 
-import json
 import logging
+import os
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from dirac.checkpoint import read_state
+from dirac.checkpoint import list_checkpoints, require_keys, step_of, verify_checkpoint
 from dirac.degradations import process_from_dict
 from dirac.factory import (
     dataset_from_config,
@@ -23,79 +29,239 @@ from dirac.factory import (
     process_from_config,
     schedule_from_config,
 )
+from dirac.io import atomic_write, to_json, write_json
 from dirac.models import count_parameters
-from dirac.training import Trainer, train_config_from_dict
+from dirac.runlock import RunLock
+from dirac.training import TrainConfig, Trainer, train_config_from_dict
 
 log = logging.getLogger("dirac.train")
 
+# keys that may differ on resume without resume_allow_changes: they change neither the weights nor the RNG draws
+SAFE_TO_CHANGE = (
+    "trainer.max_steps",
+    "trainer.log_every",
+    "trainer.val_every",
+    "trainer.checkpoint_every",
+    "trainer.keep_checkpoints",
+    "trainer.progress",
+    "trainer.val_images",
+    "trainer.sample_steps",
+    "trainer.num_workers",
+    "logger",
+    "resume",
+    "resume_allow_changes",
+)
+# what a checkpoint cannot continue under at all: the weights' shapes and the degradation process they learned
+NEVER_CHANGE = ("model", "degradation", "schedule")
 
-def _resume_point(cfg: DictConfig, out: Path) -> Path | None:
-    last = out / "checkpoints" / "last"
-    if cfg.resume == "auto":
-        return last if last.exists() else None
-    if cfg.resume in ("never", None):
-        if last.exists():
-            raise SystemExit(
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+def config_diff(old: dict[str, Any], new: dict[str, Any], ignore: tuple[str, ...] = SAFE_TO_CHANGE) -> list[str]:
+    """``["trainer.lr: 0.001 -> 0.01", …]`` for every dotted key whose value differs, except ``ignore``d ones."""
+    a, b = _flatten(old), _flatten(new)
+    missing = object()
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        if any(key == s or key.startswith(s + ".") for s in ignore):
+            continue
+        va, vb = a.get(key, missing), b.get(key, missing)
+        if va != vb:
+            show = [("(absent)" if v is missing else to_json(v, nonfinite="null", indent=None)) for v in (va, vb)]
+            lines.append(f"{key}: {show[0]} -> {show[1]}")
+    return lines
+
+
+def _intact_list(ckpt_dir: Path) -> list[Path]:
+    out = []
+    for p in list_checkpoints(ckpt_dir):
+        try:
+            verify_checkpoint(p, training=True)
+            out.append(p)
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def _stop_with_choices(ckpt_dir: Path, problem: str) -> ValueError:
+    intact = _intact_list(ckpt_dir)
+    if not intact:
+        return ValueError(f"{problem}, and {ckpt_dir} holds no intact checkpoint; start afresh in another run folder")
+    names = ", ".join(p.name for p in intact)
+    return ValueError(f"{problem}; intact checkpoints: {names}; resume with resume={intact[-1]} (or another of them)")
+
+
+def _auto_resume_point(ckpt_dir: Path) -> Path | None:
+    """``checkpoints/last`` when it is intact and the newest; ``None`` for a fresh folder; else a clear stop."""
+    last = ckpt_dir / "last"
+    found = list_checkpoints(ckpt_dir)
+    if not found and not last.is_symlink() and not last.exists():
+        return None
+    if not last.is_symlink() and not last.exists():
+        raise _stop_with_choices(ckpt_dir, f"{ckpt_dir} has checkpoints but no 'last'")
+    try:
+        verify_checkpoint(last, training=True)
+    except (OSError, ValueError) as e:
+        raise _stop_with_choices(ckpt_dir, f"{last} is dangling or damaged ({e})") from None
+    if found and found[-1].resolve() != last.resolve():
+        raise _stop_with_choices(ckpt_dir, f"{last} -> {os.readlink(last)} is not the newest checkpoint")
+    return last
+
+
+def resume_point(c: dict[str, Any], out: Path) -> Path | None:
+    """The checkpoint to continue from (``resume`` = auto | never | PATH), or ``None`` to start at step 0."""
+    ckpt_dir = out / "checkpoints"
+    resume = c.get("resume", "auto")
+    has_any = bool(list_checkpoints(ckpt_dir)) or (ckpt_dir / "last").is_symlink()
+    if resume == "auto":
+        return _auto_resume_point(ckpt_dir)
+    if resume in ("never", None):
+        if has_any:
+            raise ValueError(
                 f"{out} already holds checkpoints and resume=never; use resume=auto to continue it or pick "
                 f"another hydra.run.dir"
             )
         return None
-    return Path(cfg.resume)
+    path = Path(str(resume))
+    verify_checkpoint(path, training=True)
+    inside = path.resolve().parent == ckpt_dir.resolve()
+    if has_any and not inside:
+        raise ValueError(f"{out} already holds checkpoints of another run; resume {path} in an empty hydra.run.dir")
+    newer = [p.name for p in list_checkpoints(ckpt_dir) if (step_of(p) or 0) > (step_of(path.resolve()) or 0)]
+    if inside and newer:
+        raise ValueError(
+            f"{ckpt_dir} holds checkpoints newer than {path} ({', '.join(newer)}) that training on would replace; "
+            f"resume from the newest, or copy {path} to another hydra.run.dir and resume there"
+        )
+    return path
 
 
-def _check_compatible(state: dict, c: dict, where: Path) -> None:
-    """Refuse to continue a run whose degradation or architecture differs from the requested config."""
+def check_resume(state: dict[str, Any], c: dict[str, Any], where: Path, tcfg: TrainConfig) -> list[str]:
+    """Refuse to continue under a changed config (the diff is in the message) unless ``resume_allow_changes``;
+    never under another model, degradation or schedule. Returns the changes that will be applied."""
+    require_keys(state, ("step", "config", "process", "model"), where)
     old = state["config"]
-    for key in ("degradation", "model"):
-        if old[key] != c[key]:
-            raise SystemExit(
-                f"checkpoint {where} was trained with {key}={json.dumps(old[key])}, but this run asks for "
-                f"{key}={json.dumps(c[key])}; start a new run (another hydra.run.dir) or use the checkpoint's settings"
+    for key in NEVER_CHANGE:
+        if old.get(key) != c.get(key):
+            raise ValueError(
+                f"checkpoint {where} was trained with {key}={to_json(old.get(key), indent=None)}, but this run asks "
+                f"for {key}={to_json(c.get(key), indent=None)}; start a new run (another hydra.run.dir) or use the "
+                f"checkpoint's settings"
             )
+    step = int(state["step"])
+    if tcfg.max_steps < step:
+        raise ValueError(
+            f"trainer.max_steps={tcfg.max_steps} is below the step of {where} ({step}); pass trainer.max_steps>={step}"
+        )
+    diff = config_diff(old, c)
+    if diff and c.get("resume_allow_changes") is not True:
+        raise ValueError(
+            f"the config differs from the one {where} was trained with: {'; '.join(diff)}; pass "
+            f"resume_allow_changes=true to continue with these changes, or drop them"
+        )
+    return diff
 
 
-@hydra.main(config_path="pkg://dirac.configs", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> None:
-    out = Path(HydraConfig.get().runtime.output_dir)
-    c = OmegaConf.to_container(cfg, resolve=True)
-    resume_from = _resume_point(cfg, out)
-    torch.manual_seed(int(c["trainer"]["seed"]))  # reproducible initial weights
-    net = model_from_config(c["model"])  # first: a size the network cannot take fails before any data work
+def _process(c: dict[str, Any], state: dict[str, Any] | None, train_set: Any):
+    if state is not None:
+        return process_from_dict(state["process"])  # keeps the schedule computed when the run started
+    process = process_from_config(c["degradation"])
+    n = min(int(c["schedule"].get("num_images", 64)), len(train_set))
+    images = torch.stack([train_set[i] for i in range(n)])
+    return process.with_schedule(schedule_from_config(process, images, c["schedule"]))
+
+
+def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Train (or resume) the run in ``out`` with the resolved config ``c``; returns the summary. ``on_start`` runs
+    once every check has passed, before the first file is written."""
+    if not isinstance(c.get("resume_allow_changes", False), bool):
+        raise ValueError(f"resume_allow_changes must be true or false, got {c['resume_allow_changes']!r}")
+    tcfg = train_config_from_dict(c["trainer"])  # first: a bad trainer value is named before any work
+    resume_from = resume_point(c, out)
+    state = None
+    changes: list[str] = []
+    if resume_from is not None:
+        state = verify_checkpoint(resume_from, training=True)
+        changes = check_resume(state, c, resume_from, tcfg)
+    torch.manual_seed(tcfg.seed)  # reproducible initial weights
+    net = model_from_config(c["model"])  # a size the network cannot take fails before any data work
     train_set = dataset_from_config(c["data"], "train")
     val_set = dataset_from_config(c["data"], "val")
-    if resume_from is not None:
-        state = read_state(resume_from)
-        _check_compatible(state, c, resume_from)
-        process = process_from_dict(state["process"])  # keeps the schedule computed when the run started
-        log.info("resuming from %s at step %d", resume_from, state["step"])
-    else:
-        process = process_from_config(c["degradation"])
-        n = min(int(c["schedule"].get("num_images", 64)), len(train_set))
-        images = torch.stack([train_set[i] for i in range(n)])
-        process = process.with_schedule(schedule_from_config(process, images, c["schedule"]))
-    (out / "schedule.json").write_text(json.dumps(process.schedule.to_dict(), indent=1))
+    process = _process(c, state, train_set)
+    if on_start is not None:
+        on_start()
+    write_json(out / "schedule.json", process.schedule.to_dict())
     log.info("model: %.2f M parameters; process: %s", count_parameters(net) / 1e6, process)
+    run_state = {"config": c, "model": c["model"], "data": c["data"]}
+    if state is not None:
+        history = list(state.get("config_changes", []))
+        run_state["config_changes"] = history + ([{"step": state["step"], "changes": changes}] if changes else [])
+    trainer = _make_trainer(c, tcfg, net, process, train_set, val_set, out, run_state)
+    trainer.clean_partial_writes()  # leftovers of a killed write (we hold the run lock)
+    if resume_from is not None:
+        trainer.resume(resume_from)
+        log.info("resuming from %s at step %d%s", resume_from, trainer.step, f"; applied {changes}" if changes else "")
+    try:
+        logs = trainer.fit()
+    except FloatingPointError as e:
+        last = out / "checkpoints" / "last"
+        where = f"{last} -> {os.readlink(last)}" if last.is_symlink() else "no checkpoint was written"
+        raise FloatingPointError(f"{e} ({where})") from None
+    summary = {"step": trainer.step, "checkpoint": str(out / "checkpoints" / "last"), **logs}
+    write_json(out / "train_summary.json", summary, nonfinite="null")
+    return summary
+
+
+def _make_trainer(c, tcfg, net, process, train_set, val_set, out, run_state) -> Trainer:
     logger = c.get("logger", {"backend": "none"})
     log_with = "wandb" if logger["backend"] == "wandb" else None
     tracker_init = {"wandb": {"mode": logger.get("mode", "offline"), "dir": str(out), "entity": logger.get("entity")}}
-    trainer = Trainer(
+    return Trainer(
         net,
         process,
         loss_from_config(process, c["loss"]),
         train_set,
         val_set,
-        train_config_from_dict(c["trainer"]),
+        tcfg,
         out,
-        run_state={"config": c, "model": c["model"], "data": c["data"]},
+        run_state=run_state,
         log_with=log_with,
         tracker_init=tracker_init,
     )
-    if resume_from is not None:
-        trainer.resume(resume_from)
-    logs = trainer.fit()
-    summary = {"step": trainer.step, "checkpoint": str(out / "checkpoints" / "last"), **logs}
-    (out / "train_summary.json").write_text(json.dumps(summary, indent=2))
-    print(json.dumps(summary, indent=2))
+
+
+def _record_config(cfg: DictConfig, out: Path) -> None:
+    """What Hydra's ``output_subdir`` would write, but only once this process holds the run folder."""
+    atomic_write(out / ".hydra" / "config.yaml", OmegaConf.to_yaml(cfg))
+    atomic_write(out / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(list(HydraConfig.get().overrides.task)))
+
+
+def _main_rank() -> bool:
+    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
+
+
+def run(cfg: DictConfig, out: Path, record: bool = True) -> dict[str, Any]:
+    """Hold the run folder (lock), record the config and train; any error is a one-line ``SystemExit``."""
+    try:
+        c = OmegaConf.to_container(cfg, resolve=True)
+        with RunLock(out) if _main_rank() else nullcontext():
+            record_it = (lambda: _record_config(cfg, out)) if record and _main_rank() else None
+            return train(c, out, on_start=record_it)
+    except (ValueError, TypeError, KeyError, OSError, FloatingPointError, OmegaConfBaseException) as e:
+        raise SystemExit(f"error: {' '.join(str(e).split())}") from None
+
+
+@hydra.main(config_path="pkg://dirac.configs", config_name="train", version_base="1.3")
+def main(cfg: DictConfig) -> None:
+    summary = run(cfg, Path(HydraConfig.get().runtime.output_dir))
+    print(to_json(summary, nonfinite="null"))
 
 
 if __name__ == "__main__":
