@@ -232,3 +232,10 @@ def test_interrupted_run_is_listed_before_each_write(tmp_path):
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["files"] == ["reconstructions/do/a.png"] and manifest["complete"] is False
     assert OutputFolder(tmp_path).prepare(overwrite=True) == ["reconstructions/do/a.png"]
+
+
+def test_settings_mirror_the_sampler_choices():
+    from dirac.evaluation import settings
+    from dirac.sampling import sampler
+
+    assert settings.STEP_TYPES == sampler.STEP_TYPES and settings.OUTPUTS == sampler.OUTPUTS

@@ -20,22 +20,19 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from dirac.degradations import DegradationProcess
-from dirac.evaluation import Context, OutputFolder, RunSettings, SamplerRestorer, check_settings, modes
-from dirac.evaluation.measurements import load_measurements
-from dirac.evaluation.settings import stopping_points
-from dirac.factory import dataset_from_config, load_checkpoint, process_from_config, sampler_from_config
-from dirac.metrics.registry import build_metric
+from dirac.evaluation.settings import check_settings, stopping_points
 from dirac.shipped import resolve_checkpoint
 from dirac.stopping_choice import CHOICE_FILE, weights_fingerprint
 
 log = logging.getLogger("dirac.sample")
 
 
-def check_degradation(requested: dict | None, process: DegradationProcess, checkpoint: str) -> None:
+def check_degradation(requested: dict | None, process: Any, checkpoint: str) -> None:
     """Refuse a degradation config that differs from the one the checkpoint was trained for."""
     if not requested:
         return
+    from dirac.factory import process_from_config
+
     wanted = process_from_config(requested)
     if wanted.kind != process.kind:
         raise ValueError(
@@ -49,8 +46,23 @@ def check_degradation(requested: dict | None, process: DegradationProcess, check
         )
 
 
-def split_loader(cfg: dict[str, Any], state: dict, process: DegradationProcess):
+def pick_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` …; anything else is a clear error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device={name!r} is not a device; use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name} asked for, but no CUDA device is available; use device=cpu")
+    return device
+
+
+def split_loader(cfg: dict[str, Any], state: dict, process: Any):
     """``load(split) -> (clean, y)``: the split's first ``num_images`` images and their seeded measurements."""
+    from dirac.factory import dataset_from_config
+
     offsets = {"test": 10_000, "val": 20_000}
 
     def load(split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -64,9 +76,13 @@ def split_loader(cfg: dict[str, Any], state: dict, process: DegradationProcess):
 
 
 def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
-    cfg = check_settings(cfg)
-    device = torch.device("cuda" if cfg["device"] == "auto" and torch.cuda.is_available() else
-                          "cpu" if cfg["device"] == "auto" else cfg["device"])  # fmt: skip
+    cfg = check_settings(cfg)  # every value checked before the (slow) heavy imports
+    device = pick_device(str(cfg["device"]))
+    from dirac.evaluation import Context, OutputFolder, RunSettings, SamplerRestorer, modes
+    from dirac.evaluation.measurements import load_measurements
+    from dirac.factory import load_checkpoint, sampler_from_config
+    from dirac.metrics.registry import build_metric
+
     folder = resolve_checkpoint(cfg["checkpoint"])
     model, process, state = load_checkpoint(folder, ema=cfg["ema"], device=device)
     check_degradation(cfg.get("degradation"), process, cfg["checkpoint"])
@@ -76,7 +92,7 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
     fingerprint = weights_fingerprint(folder, cfg["ema"])
     sampler_cfg = cfg["sampler"]
 
-    def make(t_stop: float, s: dict[str, Any]) -> SamplerRestorer:
+    def make(t_stop: float, s: dict[str, Any]) -> Any:
         return SamplerRestorer(model, sampler_from_config(process, {**s, "t_stop": t_stop}))
 
     if cfg["mode"] == "sweep":

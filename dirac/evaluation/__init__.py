@@ -9,30 +9,23 @@ methods, summarise and write outputs. ``sample.py`` is a thin CLI over these mod
 * :mod:`.settings`, :mod:`.measurements` — checked CLI values and measurement folders
 """
 
-from . import modes
-from .compare import RunSettings, compare
-from .methods import BASELINES, Baseline, register_baseline
-from .modes import Context
-from .outputs import OutputFolder
-from .restorers import AdmmTvRestorer, SamplerRestorer, TikhonovRestorer
-from .runner import RunResult, run_restorer
-from .settings import check_settings
-from .tuning import tune_lambda
+from __future__ import annotations
 
-__all__ = [
-    "BASELINES",
-    "AdmmTvRestorer",
-    "Baseline",
-    "Context",
-    "OutputFolder",
-    "RunResult",
-    "RunSettings",
-    "SamplerRestorer",
-    "TikhonovRestorer",
-    "check_settings",
-    "compare",
-    "modes",
-    "register_baseline",
-    "run_restorer",
-    "tune_lambda",
-]
+import importlib
+from typing import Any
+
+# names -> submodule; imported on first use (PEP 562), so validating CLI values needs no network code
+_EXPORTS = {
+    "modes": "", "RunSettings": "compare", "compare": "compare", "BASELINES": "methods", "Baseline": "methods",
+    "register_baseline": "methods", "Context": "modes", "OutputFolder": "outputs", "AdmmTvRestorer": "restorers",
+    "SamplerRestorer": "restorers", "TikhonovRestorer": "restorers", "RunResult": "runner",
+    "run_restorer": "runner", "check_settings": "settings", "tune_lambda": "tuning",
+}  # fmt: skip
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dirac.evaluation' has no attribute {name!r}")
+    module = importlib.import_module(f".{_EXPORTS[name] or name}", __name__)
+    return module if not _EXPORTS[name] else getattr(module, name)

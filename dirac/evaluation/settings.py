@@ -15,6 +15,9 @@ from ..stopping_choice import LABELS, load_stopping_choice, stopping_point
 
 log = logging.getLogger("dirac.sample")
 MODES = ("reconstruct", "sweep")
+STEP_TYPES = ("euler", "ancestral", "deterministic")  # = dirac.sampling.sampler.STEP_TYPES (a test checks)
+OUTPUTS = ("x0", "iterate")  # = dirac.sampling.sampler.OUTPUTS
+GUIDANCE = (None, "none", "off", "std", "error")  # what dirac.sampling.build_guidance accepts
 T_STOP_LABELS = ("auto", *LABELS)
 
 
@@ -29,7 +32,7 @@ def as_int(value: Any, key: str, minimum: int = 1) -> int:
 def as_float(value: Any, key: str, lo: float, hi: float = float("inf")) -> float:
     """``value`` as a float in ``[lo, hi]`` (naming ``key``)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= float(value) <= hi:
-        raise ValueError(f"{key} must be a number in [{lo}, {hi}], got {value!r}")
+        raise ValueError(f"{key} must be a number in [{lo:g}, {hi:g}], got {value!r}")
     return float(value)
 
 
@@ -49,8 +52,12 @@ def check_t_stop(value: Any) -> str | float:
 
 
 def check_sampler(s: dict[str, Any]) -> dict[str, Any]:
-    """The sampler group with validated numbers (step type and guidance kind are checked by their builders)."""
+    """The sampler group with every value checked (step type, output, guidance kind, numbers)."""
     s = dict(s)
+    for key, allowed in (("step", STEP_TYPES), ("output", OUTPUTS), ("guidance", GUIDANCE)):
+        if s.get(key) not in allowed:
+            names = ", ".join(str(a) for a in allowed if a)
+            raise ValueError(f"unknown sampler.{key} {s.get(key)!r} (unknown {key} type); choose one of {names}")
     s["steps"] = as_int(s.get("steps"), "sampler.steps")
     s["guidance_strength"] = as_float(s.get("guidance_strength", 0.0), "sampler.guidance_strength", 0.0)
     s["t_stop"] = check_t_stop(s.get("t_stop"))
