@@ -1,0 +1,31 @@
+"""Evaluation: run any :class:`~dirac.reconstruction.Restorer` over a dataset, sweep early stopping, compare
+methods, summarise and write outputs. ``sample.py`` is a thin CLI over these modules.
+
+* :mod:`.restorers` — :class:`SamplerRestorer` (Dirac), :class:`TikhonovRestorer`, :class:`AdmmTvRestorer`
+* :mod:`.runner` — batches, samples per measurement, per-image noise, mixed image sizes
+* :mod:`.tuning` / :mod:`.methods` — λ tuned on the validation split; the registry of compared baselines
+* :mod:`.sweep` / :mod:`.compare` — DO/PO chosen on val, every method evaluated on test
+* :mod:`.summary`, :mod:`.write`, :mod:`.figures`, :mod:`.outputs` — summaries, images, figures, the manifest
+* :mod:`.settings`, :mod:`.measurements` — checked CLI values and measurement folders
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# names -> submodule; imported on first use (PEP 562), so validating CLI values needs no network code
+_EXPORTS = {
+    "modes": "", "RunSettings": "compare", "compare": "compare", "BASELINES": "methods", "Baseline": "methods",
+    "register_baseline": "methods", "Context": "modes", "OutputFolder": "outputs", "AdmmTvRestorer": "restorers",
+    "SamplerRestorer": "restorers", "TikhonovRestorer": "restorers", "RunResult": "runner",
+    "run_restorer": "runner", "check_settings": "settings", "tune_lambda": "tuning",
+}  # fmt: skip
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'dirac.evaluation' has no attribute {name!r}")
+    module = importlib.import_module(f".{_EXPORTS[name] or name}", __name__)
+    return module if not _EXPORTS[name] else getattr(module, name)

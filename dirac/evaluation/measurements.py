@@ -1,0 +1,48 @@
+"""A folder of the user's own measurements: every file read once, each failure a one-line reason naming it.
+
+Files are found recursively (hidden ones ignored); two files with the same stem in one folder (``a.png`` and
+``a.jpg``) would write the same output ``a.png`` and are refused, naming both. Sizes may differ: the images
+are returned one by one and batched per size by the runner.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import Tensor
+
+from ..data import find_images, load_image
+
+
+def check_unique_stems(files: list[str], root: Path) -> None:
+    """Refuse two measurement files that would give the same output name (same folder and stem)."""
+    seen: dict[str, str] = {}
+    for rel in files:
+        key = Path(rel).with_suffix("").as_posix()
+        if key in seen:
+            raise ValueError(
+                f"measurements {root / seen[key]} and {root / rel} have the same name and would write one output "
+                f"({key}.png); rename or remove one of them"
+            )
+        seen[key] = rel
+
+
+def read_measurement(path: Path, channels: int) -> Tensor:
+    """One image as ``(C, H, W)`` in [0, 1]; an unreadable or corrupt file is a ``ValueError`` naming it."""
+    try:
+        return load_image(path, channels)
+    except Exception as e:  # PIL raises many types for truncated / corrupt / non-image files
+        raise ValueError(f"cannot read measurement {path}: {type(e).__name__}: {e}".splitlines()[0]) from None
+
+
+def load_measurements(root: str | Path, channels: int, limit: int | None = None) -> tuple[list[Tensor], list[str]]:
+    """``(images, relative paths)`` of the first ``limit`` (all when ``None``) measurements under ``root``."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(f"measurements={root} is not a folder; pass a folder of measurement images")
+    files = find_images(root)
+    if not files:
+        raise ValueError(f"measurements={root} holds no images (png, jpg, ...); put the degraded images there")
+    check_unique_stems(files, root)
+    files = files if limit is None else files[:limit]
+    return [read_measurement(root / rel, channels) for rel in files], files

@@ -1,0 +1,123 @@
+"""An output folder that knows what dirac wrote into it (``manifest.json``), so nothing else is ever deleted.
+
+Rules (checked by :meth:`OutputFolder.prepare` before anything is written):
+
+* a folder holding files dirac did not write (not in its ``manifest.json``), or outputs of an earlier run
+  (a manifest), is refused unless ``overwrite=True``;
+* with ``overwrite=True`` only the files listed in the previous manifest are removed (stale outputs go), and
+  every other file stays untouched;
+* Hydra's own bookkeeping (``.hydra/`` and the job's ``.log``) is not dirac's output and is ignored.
+
+Every write is atomic (:mod:`dirac.io`); each file is listed in the manifest before it is written (``complete:
+false`` until :meth:`finish`), so even an interrupted run's outputs can be removed with ``overwrite=true``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from torch import Tensor
+
+from ..io import save_image, write_json
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = "dirac-outputs"
+
+
+def read_manifest(folder: Path) -> list[str]:
+    """Relative paths listed in ``folder/manifest.json`` (empty when there is none)."""
+    path = folder / MANIFEST
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text())
+        files = data["files"] if data.get("format") == MANIFEST_FORMAT else None
+    except (ValueError, TypeError, KeyError, AttributeError):
+        files = None
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise ValueError(f"{path} is not a dirac manifest; remove it yourself or choose another output folder")
+    return files
+
+
+def _safe(folder: Path, rel: str) -> Path | None:
+    """``folder/rel`` if it stays inside ``folder`` (a manifest cannot point dirac elsewhere)."""
+    path = (folder / rel).resolve()
+    return path if path.is_relative_to(folder.resolve()) and path != folder.resolve() else None
+
+
+def _existing(folder: Path, ignore: Iterable[str]) -> list[str]:
+    skip = set(ignore)
+    out = []
+    for p in sorted(folder.rglob("*")):
+        rel = p.relative_to(folder).as_posix()
+        if (p.is_file() or p.is_symlink()) and rel not in skip and not rel.startswith(".hydra/"):
+            out.append(rel)
+    return out
+
+
+class OutputFolder:
+    """Writes images and JSON under ``root`` and records them; see the module docstring for the rules."""
+
+    def __init__(self, root: str | Path, ignore: Iterable[str] = ()) -> None:
+        self.root = Path(root)
+        self.ignore = set(ignore)
+        self.written: list[str] = []
+
+    def prepare(self, overwrite: bool = False) -> list[str]:
+        """Check the folder (see the rules); with ``overwrite`` remove the previous run's files. Returns them."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        previous = read_manifest(self.root)
+        present = _existing(self.root, self.ignore | {MANIFEST})
+        foreign = [f for f in present if f not in set(previous)]
+        if (foreign or previous) and not overwrite:
+            what = (
+                f"files dirac did not write (e.g. {foreign[0]})"
+                if foreign
+                else f"outputs of an earlier run ({MANIFEST})"
+            )
+            raise FileExistsError(
+                f"output folder {self.root} already holds {what}; choose a new folder (hydra.run.dir=...) or pass "
+                f"overwrite=true (removes only the files listed in its {MANIFEST}, nothing else)"
+            )
+        removed = []
+        for rel in previous:
+            path = _safe(self.root, rel)
+            if path is not None and (path.is_file() or path.is_symlink()):
+                path.unlink()
+                removed.append(rel)
+        (self.root / MANIFEST).unlink(missing_ok=True)
+        return removed
+
+    def _record(self, rel: str) -> Path:
+        """List ``rel`` in the manifest *before* it is written, so an interrupted run's files stay removable."""
+        if rel not in self.written:
+            self.written.append(rel)
+            self._write_manifest(complete=False)
+        return self.root / rel
+
+    def _write_manifest(self, complete: bool) -> Path:
+        data = {"format": MANIFEST_FORMAT, "version": 1, "complete": complete, "files": sorted(self.written)}
+        return write_json(self.root / MANIFEST, data)
+
+    def image(self, rel: str, x: Tensor) -> None:
+        """Save one ``(C, H, W)`` image in [0, 1] as PNG at ``root/rel`` (non-finite images are refused)."""
+        save_image(x, self._record(rel))
+
+    def json(self, rel: str, obj: Any) -> None:
+        """Strict JSON (no NaN) at ``root/rel``."""
+        write_json(self._record(rel), obj)
+
+    def adopt(self, paths: Iterable[str | Path]) -> None:
+        """Record files written by other code (figures: a PNG and its JSON) under ``root``."""
+        for p in paths:
+            p = Path(p)
+            for f in (p, p.with_suffix(".json")):
+                if f.is_file():
+                    self._record(f.resolve().relative_to(self.root.resolve()).as_posix())
+
+    def finish(self) -> Path:
+        """Write ``manifest.json`` listing every file of this run."""
+        return self._write_manifest(complete=True)

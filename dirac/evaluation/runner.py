@@ -1,0 +1,111 @@
+"""Run a restorer over a set of measurements in batches (optionally several samples per measurement).
+
+Noise: with ``per_image_noise`` every image ``i`` gets its own generator seeded from ``(seed, i)`` (a list of
+generators, diffusers' convention), so its result does not depend on the batch size or on its position;
+otherwise one generator seeded with ``seed`` serves all batches in order (the sampler's original behaviour).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..reconstruction import GeneratorLike, Restorer
+
+
+@dataclass
+class RunResult:
+    """``output``: ``(N, S, C, H, W)`` (S samples per measurement); ``extras``: one dict per batch."""
+
+    output: Tensor
+    nfe_per_image: int
+    seconds: float
+    batches: int
+    extras: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def timing(self) -> dict[str, float]:
+        n = self.output.shape[0] * self.output.shape[1]
+        return {
+            "wall_s": self.seconds,
+            "images_per_s": n / self.seconds if self.seconds > 0 else float("inf"),
+            "nfe_per_image": self.nfe_per_image,
+            "batches": self.batches,
+        }
+
+
+def image_generators(seed: int, indices: Sequence[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
+    """One generator per image, seeded from ``(seed, image index)`` only (batch-size and position invariant)."""
+    return [torch.Generator(device=device).manual_seed(int(seed) * 1_000_003 + int(i)) for i in indices]
+
+
+def _generator(shared: torch.Generator | None, seed: int, idx: range, device: torch.device) -> GeneratorLike:
+    return image_generators(seed, idx, device) if shared is None else shared
+
+
+def run_restorer(
+    restorer: Restorer,
+    y: Tensor,
+    batch_size: int,
+    samples: int = 1,
+    seed: int = 0,
+    per_image_noise: bool = False,
+    device: torch.device | str = "cpu",
+) -> RunResult:
+    """Reconstruct each of the ``N`` measurements ``y`` (one size) ``samples`` times, ``batch_size`` at a time."""
+    if batch_size < 1 or samples < 1:
+        raise ValueError(f"batch_size and samples must be >= 1, got {batch_size} and {samples}")
+    device = torch.device(device)
+    reps = y.repeat_interleave(samples, dim=0)
+    shared = None if per_image_noise else torch.Generator(device=device).manual_seed(int(seed))
+    outs, extras, nfe, start = [], [], 0, time.perf_counter()
+    for lo in range(0, len(reps), batch_size):
+        idx = range(lo, min(lo + batch_size, len(reps)))
+        rec = restorer(reps[idx.start : idx.stop].to(device), _generator(shared, seed, idx, device))
+        outs.append(rec.x.detach().cpu())
+        extras.append(rec.extras)
+        nfe = rec.nfe
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    out = torch.cat(outs).view(len(y), samples, *outs[0].shape[1:])
+    return RunResult(out, nfe, seconds, math.ceil(len(reps) / batch_size), extras)
+
+
+def size_groups(images: Sequence[Tensor]) -> list[list[int]]:
+    """Indices of ``images`` grouped by ``(C, H, W)``, groups in order of first appearance."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, x in enumerate(images):
+        groups.setdefault(tuple(x.shape), []).append(i)
+    return list(groups.values())
+
+
+def run_mixed_sizes(
+    restorer: Restorer, images: Sequence[Tensor], batch_size: int, **kwargs: Any
+) -> tuple[list[Tensor], list[RunResult]]:
+    """:func:`run_restorer` on each size group of ``(C, H, W)`` images; returns per-image ``(S, C, H, W)``
+    outputs in the input order and the runs of the groups."""
+    per_image: list[Tensor | None] = [None] * len(images)
+    runs = []
+    for group in size_groups(images):
+        run = run_restorer(restorer, torch.stack([images[i] for i in group]), batch_size, **kwargs)
+        runs.append(run)
+        for k, i in enumerate(group):
+            per_image[i] = run.output[k]
+    return per_image, runs  # type: ignore[return-value]
+
+
+def require_finite(x: Tensor, what: str) -> None:
+    """Refuse non-finite reconstructions (they would be written as black images)."""
+    if not bool(torch.isfinite(x).all()):
+        bad = int((~torch.isfinite(x)).flatten(1).any(1).sum()) if x.ndim > 1 else 1
+        raise ValueError(
+            f"{what}: {bad} reconstruction(s) contain NaN or Inf (diverged weights or input); nothing was written — "
+            f"check the checkpoint and the measurements"
+        )

@@ -1,0 +1,112 @@
+"""Validate the sample CLI's values and resolve ``sampler.t_stop`` into named stopping points.
+
+Every bad value is a ``ValueError`` naming the key and the fix (the CLI turns it into one line, exit 1).
+``t_stop``: ``auto`` (DO and PO from the early-stopping choice file when the checkpoint has one, else the full
+run to t = 0), ``do`` / ``po`` (that point of the choice file), or a float in [0, 1].
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ..stopping_choice import LABELS, load_stopping_choice, stopping_point
+
+log = logging.getLogger("dirac.sample")
+MODES = ("reconstruct", "sweep")
+STEP_TYPES = ("euler", "ancestral", "deterministic")  # = dirac.sampling.sampler.STEP_TYPES (a test checks)
+OUTPUTS = ("x0", "iterate")  # = dirac.sampling.sampler.OUTPUTS
+GUIDANCE = (None, "none", "off", "std", "error")  # what dirac.sampling.build_guidance accepts
+T_STOP_LABELS = ("auto", *LABELS)
+
+
+def as_int(value: Any, key: str, minimum: int = 1) -> int:
+    """``value`` as an int ``>= minimum`` (bools, fractions and text refused, naming ``key``)."""
+    ok = not isinstance(value, bool) and isinstance(value, int | float) and float(value).is_integer()
+    if not ok or int(value) < minimum:
+        raise ValueError(f"{key} must be an integer >= {minimum} (e.g. {key}={max(minimum, 1)}), got {value!r}")
+    return int(value)
+
+
+def as_float(value: Any, key: str, lo: float, hi: float = float("inf")) -> float:
+    """``value`` as a float in ``[lo, hi]`` (naming ``key``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= float(value) <= hi:
+        raise ValueError(f"{key} must be a number in [{lo:g}, {hi:g}], got {value!r}")
+    return float(value)
+
+
+def as_bool(value: Any, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
+def check_t_stop(value: Any) -> str | float:
+    """``auto``/``do``/``po`` or a float in [0, 1]."""
+    if isinstance(value, str) and value in T_STOP_LABELS:
+        return value
+    if isinstance(value, str) or isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"sampler.t_stop must be one of {T_STOP_LABELS} or a number in [0, 1], got {value!r}")
+    return as_float(value, "sampler.t_stop", 0.0, 1.0)
+
+
+def check_sampler(s: dict[str, Any]) -> dict[str, Any]:
+    """The sampler group with every value checked (step type, output, guidance kind, numbers)."""
+    s = dict(s)
+    for key, allowed in (("step", STEP_TYPES), ("output", OUTPUTS), ("guidance", GUIDANCE)):
+        if s.get(key) not in allowed:
+            names = ", ".join(str(a) for a in allowed if a)
+            raise ValueError(f"unknown sampler.{key} {s.get(key)!r} (unknown {key} type); choose one of {names}")
+    s["steps"] = as_int(s.get("steps"), "sampler.steps")
+    s["guidance_strength"] = as_float(s.get("guidance_strength", 0.0), "sampler.guidance_strength", 0.0)
+    s["t_stop"] = check_t_stop(s.get("t_stop"))
+    return s
+
+
+def check_settings(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The resolved sample config, every value checked (see the module docstring)."""
+    if cfg.get("mode") not in MODES:
+        raise ValueError(f"unknown mode {cfg.get('mode')!r}; choose mode=reconstruct or mode=sweep")
+    cfg = dict(cfg, sampler=check_sampler(cfg["sampler"]))
+    cfg["batch_size"] = as_int(cfg.get("batch_size"), "batch_size")
+    cfg["samples_per_measurement"] = as_int(cfg.get("samples_per_measurement"), "samples_per_measurement")
+    cfg["seed"] = as_int(cfg.get("seed"), "seed", minimum=0)
+    if cfg.get("num_images") is not None:
+        cfg["num_images"] = as_int(cfg["num_images"], "num_images")
+    for key in ("overwrite", "save_images", "ema", "per_image_noise"):
+        cfg[key] = as_bool(cfg.get(key, False), key)
+    metrics = cfg.get("metrics") or []
+    if isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics):
+        raise ValueError(f"metrics must be a list of metric names, e.g. metrics=[psnr,ssim], got {metrics!r}")
+    sweep = dict(cfg.get("sweep") or {})
+    sweep["po_samples"] = as_int(sweep.get("po_samples", 1), "sweep.po_samples")
+    return {**cfg, "metrics": list(metrics), "sweep": sweep}
+
+
+def stopping_points(
+    sampler_cfg: dict[str, Any], choice_path: Path, fingerprint: str | None
+) -> dict[str, tuple[float, dict[str, Any]]]:
+    """``{label: (t_stop, sampler settings)}`` for the requested ``sampler.t_stop``.
+
+    A float gives one point labelled ``t<value>``; ``do``/``po`` read the choice file (refused when it was chosen
+    for other weights); ``auto`` gives DO and PO from the choice file, or ``full`` (t = 0) when there is none.
+    """
+    t_stop = sampler_cfg["t_stop"]
+    base = {k: v for k, v in sampler_cfg.items() if k != "t_stop"}
+    if not isinstance(t_stop, str):
+        return {f"t{t_stop:g}": (float(t_stop), base)}
+    if t_stop == "auto" and not choice_path.is_file():
+        log.info("no early-stopping choice file (%s): one full run to t = 0 ('full')", choice_path)
+        return {"full": (0.0, base)}
+    choice = load_stopping_choice(choice_path, fingerprint)
+    labels = [lb for lb in LABELS if lb in choice] if t_stop == "auto" else [t_stop]
+    points = {}
+    for label in labels:
+        t, settings = stopping_point(choice, label, choice_path)
+        for k, v in settings.items():
+            if base.get(k) != v:
+                log.warning("sampler.%s=%r replaced by %r from %s (DO/PO hold for the settings they were chosen with)",
+                            k, base.get(k), v, choice_path)  # fmt: skip
+        points[label] = (t, {**base, **settings})
+    return points

@@ -1,0 +1,185 @@
+"""Fault injection for ``sample.py``: every bad input is a one-line reason naming the key or file (exit != 0, no
+traceback), nothing written by the failed run, and no pre-existing file changed (checksums before/after)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, assert_clear_failure, checksums, run
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+SHIPPED = ROOT / "pretrained" / "blur_default"
+FAST = ["num_images=2", "sampler.steps=2", "metrics=[psnr]"]
+
+
+def _fast(args: list[str]) -> list[str]:
+    """Tiny settings; a float t_stop unless the case sets one (``auto`` would use the choice file's 50 steps)."""
+    t_stop = [] if any(a.startswith("sampler.t_stop=") or a == "mode=sweep" for a in args) else ["sampler.t_stop=0.5"]
+    return [*FAST, *t_stop, *args]
+
+
+def sample_inprocess(*args: str) -> subprocess.CompletedProcess:
+    """``sample.py ARGS`` run in this process (Hydra and all, no interpreter start-up): the exit status and text
+    a real run would give (a ``SystemExit`` message goes to stderr with status 1)."""
+    from dirac.cli.sample import main
+
+    argv, sys.argv = sys.argv, ["sample.py", *args]
+    code, text = 0, ""
+    try:
+        main()
+    except SystemExit as e:
+        code, text = (1, str(e.code)) if isinstance(e.code, str) else (int(e.code or 0), "")
+    finally:
+        sys.argv = argv
+    return subprocess.CompletedProcess(["sample.py", *args], code, "", text)
+
+
+def _user_files(root: Path) -> dict[str, str]:
+    """Checksums of everything under ``root`` except Hydra's own bookkeeping (``.hydra/``, the job log)."""
+    return {k: v for k, v in checksums(root).items() if "/.hydra/" not in k and not k.endswith("sample.log")}
+
+
+def _png(path: Path, size=(16, 16), colour=(40, 100, 200)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path)
+
+
+def _foreign_out(tmp: Path) -> None:
+    (tmp / "out").mkdir()
+    (tmp / "out" / "mine.txt").write_text("not dirac's")
+
+
+def _stale_out(tmp: Path) -> None:
+    _png(tmp / "out" / "reconstructions" / "do" / "0000.png")
+    manifest = {"format": "dirac-outputs", "version": 1, "complete": True, "files": ["reconstructions/do/0000.png"]}
+    (tmp / "out" / "manifest.json").write_text(json.dumps(manifest))
+
+
+def _same_stem(tmp: Path) -> None:
+    _png(tmp / "m" / "a.png")
+    _png(tmp / "m" / "a.jpg")
+
+
+def _corrupt(tmp: Path) -> None:
+    _png(tmp / "m" / "good.png")
+    (tmp / "m" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\ntruncated")
+
+
+def _other_choice(tmp: Path) -> None:
+    choice = json.loads((SHIPPED / "early_stopping.json").read_text())
+    (tmp / "choice.json").write_text(json.dumps({**choice, "weights": "sha256:0000000000000000"}))
+
+
+def _bad_choice(tmp: Path) -> None:
+    (tmp / "choice.json").write_text('{"do": {"t": 0.5}, ')
+
+
+def _nan_checkpoint(tmp: Path) -> None:
+    shutil.copytree(SHIPPED, tmp / "ckpt")
+    w = load_file(tmp / "ckpt" / "model.safetensors")
+    key = next(k for k, v in w.items() if v.is_floating_point() and v.numel() > 1)
+    w[key][...] = float("nan")
+    save_file(w, tmp / "ckpt" / "model.safetensors")
+
+
+CASES = {
+    "negative steps": (["sampler.steps=-3"], ["sampler.steps"], None),
+    "zero steps": (["sampler.steps=0"], ["sampler.steps"], None),
+    "t_stop above 1": (["sampler.t_stop=1.5"], ["sampler.t_stop", "[0, 1]"], None),
+    "t_stop below 0": (["sampler.t_stop=-0.1"], ["sampler.t_stop"], None),
+    "t_stop unknown label": (["sampler.t_stop=best"], ["sampler.t_stop", "auto"], None),
+    "batch size 0": (["batch_size=0"], ["batch_size"], None),
+    "batch size text": (["batch_size=abc"], ["batch_size", "abc"], None),
+    "batch size fraction": (["batch_size=2.5"], ["batch_size"], None),
+    "unknown mode": (["mode=denoise"], ["mode", "reconstruct"], None),
+    "missing checkpoint": (["checkpoint=/no/such/ckpt"], ["/no/such/ckpt", "does not exist"], None),
+    "zero samples": (["samples_per_measurement=0"], ["samples_per_measurement"], None),
+    "negative num_images": (["num_images=-1"], ["num_images"], None),
+    "negative seed": (["seed=-1"], ["seed"], None),
+    "unknown metric": (["metrics=[psnr,nope]"], ["unknown metric", "nope"], None),
+    "lpips without weights": (["metrics=[lpips]"], ["lpips_weights"], None),
+    "overwrite not a bool": (["overwrite=maybe"], ["overwrite"], None),
+    "negative guidance": (["sampler.guidance_strength=-1"], ["guidance_strength"], None),
+    "unknown step type": (["sampler.step=heun"], ["sampler.step", "heun", "euler"], None),
+    "unknown guidance": (["sampler.guidance=strong", "sampler.t_stop=auto"], ["sampler.guidance", "strong"], None),
+    "steps wrong type": (["sampler.steps=[1,2]"], ["sampler.steps"], None),
+    "unknown device": (["device=tpu7"], ["device", "tpu7"], None),
+    "zero po samples": (["mode=sweep", "sweep.po_samples=0"], ["sweep.po_samples"], None),
+    "sweep with a label": (["mode=sweep", "sampler.t_stop=do"], ["mode=sweep", "t_stop"], None),
+    "other degradation": (["degradation=inpaint"], ["trained for the 'blur'"], None),
+    "choice for other weights": (["sampler.t_stop=do", "choice=CHOICE"], ["other weights"], _other_choice),
+    "auto with a choice for other weights": (
+        ["sampler.t_stop=auto", "choice=CHOICE"],
+        ["other weights"],
+        _other_choice,
+    ),
+    "corrupt choice": (["sampler.t_stop=do", "choice=CHOICE"], ["choice.json", "not valid JSON"], _bad_choice),
+    "missing choice": (["sampler.t_stop=po", "choice=TMP/none.json"], ["none.json", "does not exist"], None),
+    "same stem": (["measurements=TMP/m"], ["a.png", "a.jpg", "same name"], _same_stem),
+    "corrupt image": (["measurements=TMP/m"], ["bad.png", "cannot read"], _corrupt),
+    "measurements not a folder": (["measurements=TMP/nothing"], ["nothing", "not a folder"], None),
+    "foreign files in output": ([], ["mine.txt", "overwrite=true"], _foreign_out),
+    "stale outputs": ([], ["earlier run", "overwrite=true"], _stale_out),
+    "non-finite weights": (
+        ["checkpoint=TMP/ckpt", "sampler.t_stop=0.5"],
+        ["NaN", "nothing was written"],
+        _nan_checkpoint,
+    ),
+}
+
+
+def _check_case(tmp_path: Path, case: str, launch) -> None:
+    args, words, setup = CASES[case]
+    if setup:
+        setup(tmp_path)
+    args = [a.replace("CHOICE", str(tmp_path / "choice.json")).replace("TMP", str(tmp_path)) for a in args]
+    before, shipped = _user_files(tmp_path), checksums(SHIPPED)
+    res = launch(*_fast(args), f"hydra.run.dir={tmp_path / 'out'}")
+    text = assert_clear_failure(res, *words)
+    assert len(text.strip().splitlines()) <= 3, f"not a short reason:\n{text}"
+    assert _user_files(tmp_path) == before, f"files changed although the run failed:\n{text[-1500:]}"
+    assert checksums(SHIPPED) == shipped
+    assert not list((tmp_path / "out").rglob("*.png")) or setup in (_stale_out,)
+
+
+@pytest.mark.parametrize("case", list(CASES), ids=list(CASES))
+def test_bad_input_is_one_clear_line_and_changes_nothing(tmp_path, case):
+    _check_case(tmp_path, case, sample_inprocess)
+
+
+@pytest.mark.parametrize("case", ["batch size text", "missing checkpoint", "same stem", "non-finite weights"])
+def test_real_process_exit_status_and_stderr(tmp_path, case):
+    """The same cases as a real ``python sample.py`` process: exit status 1 and the reason on stderr."""
+    _check_case(tmp_path, case, lambda *a: run("sample.py", *a, check=False))
+
+
+def test_overwrite_removes_only_the_previous_runs_files(tmp_path):
+    _stale_out(tmp_path)
+    (tmp_path / "out" / "mine.txt").write_text("keep me")
+    _png(tmp_path / "out" / "reconstructions" / "do" / "extra.png")  # not in the manifest: not dirac's
+    assert sample_inprocess(*_fast(["overwrite=true"]), f"hydra.run.dir={tmp_path / 'out'}").returncode == 0
+    out = tmp_path / "out"
+    assert (out / "mine.txt").read_text() == "keep me" and (out / "reconstructions" / "do" / "extra.png").is_file()
+    assert not (out / "reconstructions" / "do" / "0000.png").exists()  # the stale output went
+    files = json.loads((out / "manifest.json").read_text())["files"]
+    assert "reconstructions/t0.5/0000.png" in files and all((out / f).is_file() for f in files)
+
+
+def test_mixed_sizes_in_one_measurement_folder(tmp_path):
+    _png(tmp_path / "m" / "a.png", (16, 16))
+    _png(tmp_path / "m" / "sub" / "b.jpg", (20, 12))
+    args = (
+        "sampler.t_stop=0.5",
+        "sampler.steps=2",
+        f"measurements={tmp_path / 'm'}",
+        f"hydra.run.dir={tmp_path / 'out'}",
+    )
+    assert sample_inprocess(*args).returncode == 0
+    rec = tmp_path / "out" / "reconstructions" / "t0.5"
+    assert Image.open(rec / "a.png").size == (16, 16) and Image.open(rec / "sub" / "b.png").size == (20, 12)
