@@ -25,8 +25,14 @@ except ImportError:  # run as a script or imported with bench/ on sys.path
     import _benchutil as bu
 
 NAME = "pipeline_scale"
-NORMAL = {"checkpoint": "blur_default", "sizes": [256, 512, 1024, 2048], "untiled_up_to": 512, "tile": 256}
-QUICK = {"checkpoint": "blur_default", "sizes": [96], "untiled_up_to": 96, "tile": 64}
+NORMAL = {
+    "checkpoint": "blur_default",
+    "sizes": [256, 512, 1024, 2048],
+    "untiled_up_to": 512,
+    "tile": 256,
+    "seam_tile": 128,
+}
+QUICK = {"checkpoint": "blur_default", "sizes": [96], "untiled_up_to": 96, "tile": 64, "seam_tile": 48}
 
 
 def build_parser():
@@ -34,6 +40,7 @@ def build_parser():
     p.add_argument("--sizes", type=int, nargs="+", default=None, help="image sides (square RGB images)")
     p.add_argument("--untiled-up-to", type=int, default=None, help="also run untiled up to this side")
     p.add_argument("--tile", type=int, default=None, help="tile side (overlap = tile / 8)")
+    p.add_argument("--seam-tile", type=int, default=None, help="also run the smallest size with this tile (seams)")
     p.add_argument("--checkpoint", default=None, help="a shipped model name or a checkpoint folder")
     p.add_argument("--one", default=None, help="internal: 'SIZE,TILE' measured in this process (TILE 0 = untiled)")
     return p
@@ -67,7 +74,7 @@ def measure_one(model: str, size: int, tile: int) -> dict[str, Any]:
     seconds = time.perf_counter() - t0
     return {
         "size": size,
-        "tiled": bool(tile),
+        "tiled": bool(tile) and size > tile,
         "seconds": seconds,
         "mpix_s": size * size / 1e6 / seconds,
         "peak_rss_mb": rss_mb(),
@@ -95,13 +102,14 @@ def run(args) -> dict[str, Any]:
     env = bu.env_info()
     results = [run_child(args, s, args.tile) for s in args.sizes]
     results += [run_child(args, s, 0) for s in args.sizes if s <= args.untiled_up_to]
+    results.append({**run_child(args, min(args.sizes), args.seam_tile), "tile": args.seam_tile})
     rows = [
-        [r["size"], "yes" if r["tiled"] else "no", bu.fmt(r["seconds"]), bu.fmt(r["mpix_s"]),
+        [r["size"], r.get("tile", args.tile) if r["tiled"] else "no", bu.fmt(r["seconds"]), bu.fmt(r["mpix_s"]),
          f"{r['peak_rss_mb']:.0f}", f"{r['psnr']:.2f}", f"{r['psnr_measurement']:.2f}"]
-        if "error" not in r else [r["size"], "yes" if r["tiled"] else "no", "failed", "", "", "", ""]
+        if "error" not in r else [r["size"], r["tiled"], "failed", "", "", "", ""]
         for r in results
     ]  # fmt: skip
-    headers = ["side", "tiled", "seconds", "Mpx/s", "peak RSS MB", "PSNR DO", "PSNR y"]
+    headers = ["side", "tile", "seconds", "Mpx/s", "peak RSS MB", "PSNR DO", "PSNR y"]
     title = (
         f"pipeline scale: {args.checkpoint} at DO, RGB, tile {args.tile} (overlap {args.tile // 8}), "
         f"threads {torch.get_num_threads()}; peak RSS is the whole process"
@@ -109,12 +117,15 @@ def run(args) -> dict[str, Any]:
     text = title + "\n" + bu.table(headers, rows)
     print(text)
     ok = [r for r in results if "error" not in r]
-    ratios = {f"{r['size']}{'t' if r['tiled'] else 'u'}.peak_rss_mb": r["peak_rss_mb"] for r in ok}
+    ratios = {
+        f"{r['size']}_{r.get('tile', args.tile) if r['tiled'] else 'untiled'}.peak_rss_mb": r["peak_rss_mb"] for r in ok
+    }
     untiled = {r["size"]: r for r in ok if not r["tiled"]}
     for r in ok:  # the same size both ways: speed and PSNR cost of tiling
-        if r["tiled"] and r["size"] in untiled:
-            ratios[f"{r['size']}.untiled_over_tiled_seconds"] = untiled[r["size"]]["seconds"] / r["seconds"]
-            ratios[f"{r['size']}.psnr_gap_db"] = abs(untiled[r["size"]]["psnr"] - r["psnr"]) + 1e-9
+        if r["tiled"] and r["size"] in untiled and max(r["size"], 0) > r.get("tile", args.tile):
+            key = f"{r['size']}_{r.get('tile', args.tile)}"
+            ratios[f"{key}.untiled_over_tiled_seconds"] = untiled[r["size"]]["seconds"] / r["seconds"]
+            ratios[f"{key}.psnr_gap_db"] = abs(untiled[r["size"]]["psnr"] - r["psnr"]) + 1e-9
     return bu.publish(args, NAME, env, text, results=results, ratios=ratios)
 
 

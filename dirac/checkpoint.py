@@ -340,11 +340,20 @@ def list_checkpoints(checkpoints_dir: str | Path) -> list[Path]:
 
 
 DIRAC_FILES = frozenset(
-    {STATE_FILE, "model.safetensors", "ema.safetensors", "optimizer.safetensors", "rng.safetensors"}
+    {
+        STATE_FILE,
+        "model.safetensors",
+        "ema.safetensors",
+        "optimizer.safetensors",
+        "rng.safetensors",
+        "early_stopping.json",
+    }
 )
 
 
-def check_destination(dst: str | Path, overwrite: bool, src: str | Path | None = None) -> None:
+def check_destination(
+    dst: str | Path, overwrite: bool, src: str | Path | None = None, how: str = "pass --overwrite"
+) -> None:
     """Refuse to write a checkpoint to ``dst`` unless it is absent or an empty folder, or ``overwrite`` is set
     and ``dst`` is itself a dirac checkpoint holding nothing but dirac's files (so nothing else is deleted)."""
     dst = Path(dst)
@@ -357,7 +366,7 @@ def check_destination(dst: str | Path, overwrite: bool, src: str | Path | None =
     names = sorted(p.name for p in dst.iterdir())
     if not overwrite:
         raise FileExistsError(
-            f"destination {dst} is not empty ({', '.join(names[:5])}); pass --overwrite to replace a dirac "
+            f"destination {dst} is not empty ({', '.join(names[:5])}); {how} to replace a dirac "
             f"checkpoint there, or pick another folder"
         )
     foreign = [n for n in names if n not in DIRAC_FILES]

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .checkpoint import write_checkpoint
+from .checkpoint import check_destination, write_checkpoint
 from .degradations import DegradationProcess
 from .degradations.base import GeneratorLike
 from .factory import load_checkpoint
@@ -107,7 +107,7 @@ class DiracPipeline:
     def save_pretrained(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Write the weights, ``state.json`` and the early-stopping choice; ``from_pretrained`` loads it back."""
         folder = Path(folder)
-        _check_save_destination(folder, overwrite)
+        check_destination(folder, overwrite, how="pass overwrite=True")
         state = {k: v for k, v in self.state.items() if k != "format_version"}
         write_checkpoint(folder, model=self.model.net.state_dict(), state=state)
         if self.choice is not None:
@@ -213,17 +213,6 @@ def _split_generators(generator: GeneratorLike, sizes: list[int]) -> list[Genera
         raise ValueError(f"got {len(generator)} generators for {sum(sizes)} images; pass one per image")
     starts = [sum(sizes[:k]) for k in range(len(sizes))]
     return [list(generator[s : s + n]) for s, n in zip(starts, sizes, strict=True)]
-
-
-def _check_save_destination(folder: Path, overwrite: bool) -> None:
-    """Refuse a non-empty folder unless ``overwrite``; even then replace only a dirac checkpoint."""
-    if not folder.exists() or (folder.is_dir() and not any(folder.iterdir())):
-        return
-    is_checkpoint = (folder / "state.json").is_file() and (folder / "model.safetensors").is_file()
-    if not overwrite:
-        raise FileExistsError(f"{folder} already exists; pass overwrite=True to replace it, or choose a new folder")
-    if not is_checkpoint:
-        raise FileExistsError(f"{folder} exists and is not a dirac checkpoint; refusing to replace it")
 
 
 @dataclass

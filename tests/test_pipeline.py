@@ -108,10 +108,12 @@ def test_odd_sizes_reconstruct_and_gain_over_the_measurement(pipe):
 
 
 def test_tiled_matches_untiled(pipe):
+    """Deterministic steps, so the only difference is the tiling: seams cost < 0.05 dB."""
     x = load_photo("chelsea", downscale=4.0)[None, :, :96, :96]
     y = pipe.degrade(x, generator=torch.Generator().manual_seed(0))
-    untiled = pipe(y, t_stop="do", progress=False, tile_size=None)
-    tiled = pipe(y, t_stop="do", progress=False, tile_size=48, tile_overlap=16, tile_batch=3)
+    kw = {"t_stop": "do", "progress": False, "step": "deterministic"}
+    untiled = pipe(y, tile_size=None, **kw)
+    tiled = pipe(y, tile_size=64, tile_overlap=32, tile_batch=3, **kw)
     gap = abs(float(psnr(tiled.clamp(0, 1), x)) - float(psnr(untiled.clamp(0, 1), x)))
     assert gap < 0.05, gap
     assert (tiled - untiled).abs().max() > 0  # the tiled path really ran
@@ -175,9 +177,9 @@ def test_save_refuses_to_clobber(pipe, tmp_path):
     (other / "thesis.tex").write_text("precious")
     with pytest.raises(FileExistsError, match="overwrite=True"):
         pipe.save_pretrained(other)
-    with pytest.raises(FileExistsError, match="not a dirac checkpoint"):
+    with pytest.raises(FileExistsError, match="not a dirac checkpoint") as e:
         pipe.save_pretrained(other, overwrite=True)
-    assert (other / "thesis.tex").read_text() == "precious"
+    assert "thesis.tex" in str(e.value) and (other / "thesis.tex").read_text() == "precious"
     ckpt = pipe.save_pretrained(tmp_path / "ckpt")
     with pytest.raises(FileExistsError):
         pipe.save_pretrained(ckpt)
