@@ -617,6 +617,10 @@ BAD_VALUES = [
     ("model.block_out_channels=[8,x]", ["invalid network config", "model"]),
     ("trainer.batch_size=1000", ["trainer.batch_size"]),
     ("trainer.lr=nan", ["trainer.lr must be a finite number"]),
+    ("loss.delta_t=abc", ["loss.delta_t must be a finite number"]),
+    ("loss.delta_t=2", ["loss", "delta_t must lie in [0, 1]"]),
+    ("schedule.num_steps=0", ["schedule.num_steps must be a positive integer"]),
+    ("schedule.num_images=x", ["schedule.num_images must be a positive integer"]),
     ("trainer.grad_clip=inf", ["trainer.grad_clip must be a finite number"]),
 ]
 
