@@ -6,6 +6,7 @@ processes, networks, losses, samplers and datasets, and reloads them from checkp
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,18 @@ from .shipped import resolve_checkpoint
 
 def _one_line(e: BaseException, limit: int = 300) -> str:
     return " ".join(str(e).split())[:limit]
+
+
+def config_number(cfg: dict[str, Any], key: str, group: str, kind: type = float, default: Any = None) -> Any:
+    """``cfg[key]`` as a finite ``int``/``float`` (ints accepted for floats), or a ``ValueError`` naming
+    ``group.key``; ``int`` values must also be positive."""
+    v = cfg.get(key, default)
+    if kind is float and type(v) is int:
+        v = float(v)
+    if type(v) is not kind or (kind is float and not math.isfinite(v)) or (kind is int and v <= 0):
+        want = "a positive integer" if kind is int else "a finite number"
+        raise ValueError(f"{group}.{key} must be {want}, got {v!r}")
+    return v
 
 
 def _without(d: dict, *keys: str) -> dict:
@@ -72,9 +85,16 @@ def model_from_config(cfg: dict[str, Any], where: str = "model") -> torch.nn.Mod
 
 
 def loss_from_config(process: DegradationProcess, cfg: dict[str, Any]) -> IncrementalReconstructionLoss:
-    return IncrementalReconstructionLoss(
-        process, delta_t=float(cfg["delta_t"]), weighting=cfg["weighting"], t_min=float(cfg.get("t_min", 1e-3))
-    )
+    try:
+        return IncrementalReconstructionLoss(
+            process,
+            delta_t=config_number(cfg, "delta_t", "loss", float),
+            weighting=cfg.get("weighting"),
+            t_min=config_number(cfg, "t_min", "loss", float, 1e-3),
+        )
+    except ValueError as e:
+        msg = str(e)
+        raise ValueError(msg if msg.startswith("loss.") else f"loss: {msg}") from None
 
 
 def sampler_from_config(
@@ -112,12 +132,18 @@ def schedule_from_config(process: DegradationProcess, images: torch.Tensor, cfg:
     elif distance == "lpips":
         from .metrics import load_lpips
 
+        if not cfg.get("lpips_weights"):
+            raise ValueError("schedule.distance=lpips needs schedule.lpips_weights (a local weights file)")
         lp = load_lpips(cfg.get("lpips_net", "alex"), cfg["lpips_weights"])
         dist_fn = lp
     else:
         raise ValueError(f"unknown schedule distance {distance!r}; choose 'mse' or 'lpips' (needs lpips_weights)")
     return greedy_schedule(
-        process, images, num_steps=int(cfg["num_steps"]), num_candidates=int(cfg["num_candidates"]), distance=dist_fn
+        process,
+        images,
+        num_steps=config_number(cfg, "num_steps", "schedule", int),
+        num_candidates=config_number(cfg, "num_candidates", "schedule", int),
+        distance=dist_fn,
     )
 
 

@@ -312,30 +312,11 @@ class Trainer:
             # it to the true epoch so a resumed process (whose counter restarts at 0) sees the same order
             loader.set_epoch(epoch)
             for x0 in loader:
-                self._reseed()
-                loss = self.loss(self.model, x0, self.gen)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"training loss became {loss.item()} at step {self.step}; lower trainer.lr, keep "
-                        f"trainer.grad_clip on, or check the data for NaNs. The last checkpoint is intact."
-                    )
-                self.acc.backward(loss)
-                if cfg.grad_clip > 0:
-                    self.acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-                self.opt.step()
-                self.sched.step()
-                self.opt.zero_grad(set_to_none=True)
-                self.ema.update_parameters(self.acc.unwrap_model(self.model))
-                self.step += 1
-                running += loss.item()
+                running += self._update(x0)
                 bar.update(1)
                 end = self.step == cfg.max_steps
-                busy = self.step % cfg.checkpoint_every == 0 or self.step % cfg.val_every == 0
-                if (end or busy) and not self.weights_finite():
-                    raise FloatingPointError(
-                        f"the weights became NaN/Inf at step {self.step}; nothing was saved for this step. Lower "
-                        f"trainer.lr or keep trainer.grad_clip on. The last checkpoint is intact."
-                    )
+                if end or self.step % cfg.checkpoint_every == 0 or self.step % cfg.val_every == 0:
+                    self._check_weights()  # before anything of these weights is saved
                 logs: dict[str, float] = {}
                 if self.step % cfg.log_every == 0 or end:
                     now = time.perf_counter()
@@ -359,6 +340,32 @@ class Trainer:
         bar.close()
         self.acc.end_training()
         return last_logs
+
+    def _update(self, x0: torch.Tensor) -> float:
+        """One optimisation step on batch ``x0``; a non-finite loss stops before the weights change."""
+        self._reseed()
+        loss = self.loss(self.model, x0, self.gen)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training loss became {loss.item()} at step {self.step}; lower trainer.lr, keep "
+                f"trainer.grad_clip on, or check the data for NaNs. The last checkpoint is intact."
+            )
+        self.acc.backward(loss)
+        if self.cfg.grad_clip > 0:
+            self.acc.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip)
+        self.opt.step()
+        self.sched.step()
+        self.opt.zero_grad(set_to_none=True)
+        self.ema.update_parameters(self.acc.unwrap_model(self.model))
+        self.step += 1
+        return loss.item()
+
+    def _check_weights(self) -> None:
+        if not self.weights_finite():
+            raise FloatingPointError(
+                f"the weights became NaN/Inf at step {self.step}; nothing was saved for this step. Lower "
+                f"trainer.lr or keep trainer.grad_clip on. The last checkpoint is intact."
+            )
 
     def _trim_log(self) -> None:
         """Drop ``train_log.jsonl`` lines past the resumed step (a killed run logged steps it never saved), so

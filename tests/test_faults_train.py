@@ -41,7 +41,7 @@ from dirac.checkpoint import (
 from dirac.cli.train import run as train_run
 from dirac.factory import load_checkpoint, model_from_config, process_from_config
 from dirac.losses import IncrementalReconstructionLoss
-from dirac.shipped import config_dir
+from dirac.shipped import config_dir, pretrained_dir
 from dirac.training import Trainer
 
 TINY = [
@@ -599,6 +599,14 @@ def test_resume_from_another_run_into_a_used_folder_is_refused(run_copy, trained
     assert unchanged(before, checksums(run_copy, other)) == []
 
 
+def test_an_exported_checkpoint_cannot_be_resumed(tmp_path):
+    shipped = pretrained_dir() / "blur_default"
+    before = checksums(shipped)
+    msg = refused(tmp_path / "fresh", f"resume={shipped}")
+    assert_one_line(msg, "optimizer.safetensors is missing", "cannot resume")
+    assert checksums(shipped) == before and not (tmp_path / "fresh" / "checkpoints").exists()
+
+
 def test_no_intact_checkpoint_at_all(run_copy):
     for p in list_checkpoints(run_copy / "checkpoints"):
         _truncate(p / "rng.safetensors", 0.5)
@@ -617,6 +625,10 @@ BAD_VALUES = [
     ("model.block_out_channels=[8,x]", ["invalid network config", "model"]),
     ("trainer.batch_size=1000", ["trainer.batch_size"]),
     ("trainer.lr=nan", ["trainer.lr must be a finite number"]),
+    ("loss.delta_t=abc", ["loss.delta_t must be a finite number"]),
+    ("loss.delta_t=2", ["loss", "delta_t must lie in [0, 1]"]),
+    ("schedule.num_steps=0", ["schedule.num_steps must be a positive integer"]),
+    ("schedule.num_images=x", ["schedule.num_images must be a positive integer"]),
     ("trainer.grad_clip=inf", ["trainer.grad_clip must be a finite number"]),
 ]
 
@@ -697,6 +709,8 @@ def test_sigkill_during_a_checkpoint_write_then_resume_is_bit_exact(tmp_path):
     target = last_step + 2
     run("train.py", *TINY, f"trainer.max_steps={target}", f"hydra.run.dir={out}", env={"OMP_NUM_THREADS": "1"})
     assert not [n for n in os.listdir(ck) if n.startswith(".tmp-")], "the partial write was not cleaned up"
+    recorded = OmegaConf.load(out / ".hydra" / "config.yaml")  # written by dirac once it held the lock
+    assert recorded.trainer.max_steps == target
     straight = tmp_path / "straight"
     run("train.py", *TINY, f"trainer.max_steps={target}", f"hydra.run.dir={straight}", env={"OMP_NUM_THREADS": "1"})
     a, b = _weights(ck / "last"), _weights(straight / "checkpoints" / "last")

@@ -23,6 +23,7 @@ from omegaconf.errors import OmegaConfBaseException
 from dirac.checkpoint import list_checkpoints, require_keys, step_of, verify_checkpoint
 from dirac.degradations import process_from_dict
 from dirac.factory import (
+    config_number,
     dataset_from_config,
     loss_from_config,
     model_from_config,
@@ -173,7 +174,7 @@ def _process(c: dict[str, Any], state: dict[str, Any] | None, train_set: Any):
     if state is not None:
         return process_from_dict(state["process"])  # keeps the schedule computed when the run started
     process = process_from_config(c["degradation"])
-    n = min(int(c["schedule"].get("num_images", 64)), len(train_set))
+    n = min(config_number(c["schedule"], "num_images", "schedule", int, 64), len(train_set))
     images = torch.stack([train_set[i] for i in range(n)])
     return process.with_schedule(schedule_from_config(process, images, c["schedule"]))
 
@@ -192,6 +193,7 @@ def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = No
         changes = check_resume(state, c, resume_from, tcfg)
     torch.manual_seed(tcfg.seed)  # reproducible initial weights
     net = model_from_config(c["model"])  # a size the network cannot take fails before any data work
+    loss_from_config(process_from_config(c["degradation"]), c["loss"])  # bad values fail before the schedule
     train_set = dataset_from_config(c["data"], "train")
     val_set = dataset_from_config(c["data"], "val")
     process = _process(c, state, train_set)
