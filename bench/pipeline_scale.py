@@ -2,9 +2,9 @@
 
 Each size runs in a fresh process (``--one``) so its peak resident memory (``ru_maxrss``: the whole process,
 torch included) is its own. The image is a photograph (scikit-image ``chelsea``) resized to the size and
-degraded by the shipped model's process; the pipeline tiles above ``--tile`` pixels.
+degraded by the shipped model's process; the pipeline tiles above ``--tile`` pixels (its default, 128).
 
-    python bench/pipeline_scale.py [--sizes 256 512 1024 2048] [--untiled-up-to 512] [--tile 256] [--threads 1]
+    python bench/pipeline_scale.py [--sizes 256 512 1024 2048] [--untiled-up-to 512] [--tile 128] [--threads 1]
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ NORMAL = {
     "checkpoint": "blur_default",
     "sizes": [256, 512, 1024, 2048],
     "untiled_up_to": 512,
-    "tile": 256,
-    "seam_tile": 128,
+    "tile": 128,
+    "seam_tile": 64,
 }
 QUICK = {"checkpoint": "blur_default", "sizes": [96], "untiled_up_to": 96, "tile": 64, "seam_tile": 48}
 
@@ -39,7 +39,9 @@ def build_parser():
     p = bu.common_parser(__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=None, help="image sides (square RGB images)")
     p.add_argument("--untiled-up-to", type=int, default=None, help="also run untiled up to this side")
-    p.add_argument("--tile", type=int, default=None, help="tile side (overlap = tile / 8)")
+    p.add_argument(
+        "--tile", type=int, default=None, help="tile side (overlap = tile / 4, the pipeline default 32 at 128)"
+    )
     p.add_argument("--seam-tile", type=int, default=None, help="also run the smallest size with this tile (seams)")
     p.add_argument("--checkpoint", default=None, help="a shipped model name or a checkpoint folder")
     p.add_argument("--one", default=None, help="internal: 'SIZE,TILE' measured in this process (TILE 0 = untiled)")
@@ -70,7 +72,7 @@ def measure_one(model: str, size: int, tile: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = pipe(y, t_stop="do", progress=False, tile_size=tile or None, tile_overlap=max(tile // 8, 1))
+        out = pipe(y, t_stop="do", progress=False, tile_size=tile or None, tile_overlap=max(tile // 4, 1))
     seconds = time.perf_counter() - t0
     return {
         "size": size,
@@ -111,7 +113,7 @@ def run(args) -> dict[str, Any]:
     ]  # fmt: skip
     headers = ["side", "tile", "seconds", "Mpx/s", "peak RSS MB", "PSNR DO", "PSNR y"]
     title = (
-        f"pipeline scale: {args.checkpoint} at DO, RGB, tile {args.tile} (overlap {args.tile // 8}), "
+        f"pipeline scale: {args.checkpoint} at DO, RGB, tile {args.tile} (overlap {args.tile // 4}), "
         f"threads {torch.get_num_threads()}; peak RSS is the whole process"
     )
     text = title + "\n" + bu.table(headers, rows)

@@ -89,7 +89,7 @@ class DiracPipeline:
         self.state = state
         self.choice = choice
         self.choice_problem = choice_problem
-        self.tile_size, self.tile_overlap, self.tile_batch, self.batch_size = 256, 32, 4, 8
+        self.tile_size, self.tile_overlap, self.tile_batch, self.batch_size = 128, 32, 4, 8
 
     # --- loading and saving ---
     @classmethod
