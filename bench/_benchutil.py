@@ -176,12 +176,41 @@ def smooth_images(b: int, c: int, size: int, seed: int = 0) -> torch.Tensor:
     return torch.nn.functional.interpolate(coarse, size=size, mode="bilinear", align_corners=False).clamp(0, 1)
 
 
-def processes(image_size: int) -> dict[str, Any]:
-    """The default CPU processes (configs/degradation): blur std 0.3 -> 2.0; inpaint width 0 -> 6 px at 32 px
-    (scaled with the image size)."""
-    from dirac.degradations import GaussianBlurProcess, SmoothInpaintingProcess
+def config_group(group: str, name: str) -> dict[str, Any]:
+    """One option of a Hydra config group as a plain dict (``configs/GROUP/NAME.yaml``): benchmarks read their
+    settings from the same files the CLIs use instead of copying the numbers."""
+    from omegaconf import OmegaConf
 
-    return {
-        "blur": GaussianBlurProcess(0.3, 2.0),
-        "inpaint": SmoothInpaintingProcess(0.0, 6.0 * image_size / 32, 4.0),
-    }
+    from dirac.shipped import config_dir
+
+    return OmegaConf.to_container(OmegaConf.load(config_dir() / group / f"{name}.yaml"), resolve=True)
+
+
+def experiment_degradation(experiment: str) -> dict[str, Any]:
+    """The degradation of ``configs/experiment/EXPERIMENT.yaml``: its group default with the experiment's overrides."""
+    exp = config_group("experiment", experiment)
+    kind = next(d["override /degradation"] for d in exp["defaults"] if "override /degradation" in d)
+    return {**config_group("degradation", kind), **exp.get("degradation", {})}
+
+
+def scaled_process(cfg: dict[str, Any], image_size: int, native_size: int) -> Any:
+    """A process from a degradation config, inpainting widths scaled from ``native_size`` to ``image_size``."""
+    from dirac.factory import process_from_config
+
+    cfg = dict(cfg)
+    if cfg["kind"] == "inpaint":
+        cfg["width_max"] = cfg["width_max"] * image_size / native_size
+    return process_from_config(cfg)
+
+
+def processes(image_size: int) -> dict[str, Any]:
+    """The default processes of ``configs/degradation/{blur,inpaint}.yaml`` (blur std 0.3 -> 2.0; inpaint width
+    0 -> 6 px at 32 px, scaled with the image size)."""
+    return {kind: scaled_process(config_group("degradation", kind), image_size, 32) for kind in ("blur", "inpaint")}
+
+
+def sampler_settings(steps: int | None = None, **overrides: Any) -> dict[str, Any]:
+    """``configs/sampler/default.yaml`` with the benchmark's step count; a full run (t_stop 0), since the
+    choice file behind ``t_stop: auto`` belongs to a trained checkpoint, not to a benchmark's random network."""
+    cfg = {**config_group("sampler", "default"), "t_stop": 0.0, **overrides}
+    return cfg if steps is None else {**cfg, "steps": int(steps)}

@@ -1,9 +1,10 @@
 """Classical baselines (Tikhonov, ADMM-TV) on the default test crops, with oracle (best-PSNR) λ.
 
-Setting: ``PhotoCrops("test", image_size=32)`` (64 crops of chelsea + coffee), ``GaussianBlurProcess(0.3, 2.0)``
-and ``SmoothInpaintingProcess(0.0, 6.0, 4.0)`` with the default ``GeometricNoiseSchedule(0.01, 0.05)``
-(sigma_y = 0.05), measurement seed 0. λ is chosen on the test images themselves (an oracle upper bound for
-each baseline). Prints a table and writes ``bench/results/baselines_default.json``.
+Setting: ``PhotoCrops("test", image_size=32)`` (64 crops of chelsea + coffee), the default processes of
+``configs/degradation/{blur,inpaint}.yaml`` (blur std 0.3 -> 2.0, inpainting width 0 -> 6 px, sigma_y = 0.05),
+measurement seed 0. λ is chosen on the test images themselves (an oracle upper bound for each baseline; the
+sweep, ``sample.py mode=sweep``, tunes λ on the validation split instead).
+Prints a table and writes ``bench/results/baselines_default.json``.
 
     python bench/baselines_default.py [--per-decade 4] [--threads 1] [--tv-iterations 100]
 """
@@ -20,10 +21,18 @@ import torch
 from dirac.baselines import admm_tv, best_lambda_tikhonov, best_lambda_tv, tikhonov
 from dirac.baselines._common import default_lambdas
 from dirac.data import PhotoCrops
-from dirac.degradations import GaussianBlurProcess, SmoothInpaintingProcess
+from dirac.factory import process_from_config
 from dirac.metrics import psnr, ssim
 
 OUT = Path(__file__).parent / "results" / "baselines_default.json"
+
+
+def _degradation_config(kind: str) -> dict:
+    from omegaconf import OmegaConf
+
+    from dirac.shipped import config_dir
+
+    return OmegaConf.to_container(OmegaConf.load(config_dir() / "degradation" / f"{kind}.yaml"), resolve=True)
 
 
 def summary(rec: torch.Tensor, x: torch.Tensor) -> dict:
@@ -41,10 +50,8 @@ def main() -> None:
 
     ds = PhotoCrops("test", image_size=32)
     x = torch.stack([ds[i] for i in range(len(ds))])
-    processes = {
-        "blur": GaussianBlurProcess(0.3, 2.0),
-        "inpaint": SmoothInpaintingProcess(0.0, 6.0, 4.0),
-    }
+    # the default processes, read from configs/degradation/{blur,inpaint}.yaml (not copied here)
+    processes = {kind: process_from_config(_degradation_config(kind)) for kind in ("blur", "inpaint")}
     tik_grid = default_lambdas(-4.0, 1.0, args.per_decade)
     tv_grid = default_lambdas(-3.0, 0.0, args.per_decade)
     results: dict = {

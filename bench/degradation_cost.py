@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 
-from dirac.degradations import GaussianBlurProcess, SmoothInpaintingProcess
 from dirac.models import build_ncsnpp
 
 try:
@@ -105,8 +104,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     results = {"default": bench_size(args, s, args.batch_size, bu.processes(s), with_forward=True)}
     if args.large_size:
         large = {
-            "blur": GaussianBlurProcess(0.3, 3.0, kernel_size=61),
-            "inpaint": SmoothInpaintingProcess(0.1, 50.0 * args.large_size / 256, 4.0),
+            kind: bu.scaled_process(bu.experiment_degradation(f"{kind}_celeba256"), args.large_size, 256)
+            for kind in ("blur", "inpaint")
         }
         results["large"] = bench_size(args, args.large_size, args.large_batch, large, args.large_forward)
     blocks = []

@@ -22,8 +22,9 @@ from typing import Any
 
 import torch
 
+from dirac.factory import sampler_from_config
 from dirac.models import Reconstructor, build_ncsnpp
-from dirac.sampling import ReverseSampler, StdScaledGuidance
+from dirac.sampling import ReverseSampler
 
 try:
     from . import _benchutil as bu
@@ -53,8 +54,8 @@ def bench_process(kind: str, process, args: argparse.Namespace) -> dict[str, Any
     x0 = bu.smooth_images(args.batch_size, net.config.channels, args.image_size, args.seed)
     y = process.measure(x0, g)
     t1 = torch.ones(args.batch_size)
-    plain = ReverseSampler(process, steps=args.steps)
-    guided = ReverseSampler(process, steps=args.steps, guidance=StdScaledGuidance(args.rho))
+    plain = sampler_from_config(process, bu.sampler_settings(args.steps))
+    guided = sampler_from_config(process, bu.sampler_settings(args.steps, guidance="std", guidance_strength=args.rho))
     outputs: dict[str, torch.Tensor] = {}
 
     def forward() -> None:

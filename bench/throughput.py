@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
+from dirac.factory import sampler_from_config
 from dirac.models import Reconstructor, build_ncsnpp
-from dirac.sampling import ReverseSampler
 
 try:
     from . import _benchutil as bu
@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     process = bu.processes(args.image_size)[args.process]
     net = build_ncsnpp(args.model, image_size=args.image_size).eval()
     model = Reconstructor(net, process.noise)
-    sampler = ReverseSampler(process, steps=args.steps)
+    sampler = sampler_from_config(process, bu.sampler_settings(args.steps))
     per: dict[int, dict[str, Any]] = {}
     for b in batch_sizes(args.batch_size):
         x0 = bu.smooth_images(b, net.config.channels, args.image_size, args.seed)

@@ -104,16 +104,21 @@ def test_sample_writes_metrics_grid_and_pngs(trained, tmp_path):
         "sampler.guidance_strength=0.5",
     )
     m = json.loads((out / "metrics.json").read_text())
-    for key in ("psnr", "ssim", "measurement_psnr"):
-        assert math.isfinite(m[key])
-    assert m["num_images"] == 6 and m["samples_per_measurement"] == 2
-    assert m["timing"]["nfe_per_image"] == 5 and m["timing"]["overhead_ratio"] > 0
-    assert len(list((out / "reconstructions").glob("*.png"))) == 12
-    assert len(list((out / "uncertainty").glob("*.png"))) == 6
-    assert Image.open(out / "grid.png").size[0] > 16 * 4
+    full = m["points"]["full"]  # no choice file next to this checkpoint: t_stop=auto is one full run
+    for key in ("psnr", "ssim", "swd"):
+        assert math.isfinite(full[key])
+    assert math.isfinite(m["measurement"]["psnr"]) and "full reverse run" in m["meaning"]["full"]
+    assert full["num_images"] == 6 and full["samples_per_measurement"] == 2 and len(full["per_image"]) == 6
+    assert full["timing"]["nfe_per_image"] == 5 and full["timing"]["wall_s"] > 0
+    assert len(list((out / "reconstructions" / "full").glob("*.png"))) == 12
+    assert len(list((out / "uncertainty" / "full").glob("*.png"))) == 6
+    grid = json.loads((out / "figures" / "grid_001.json").read_text())
+    assert Image.open(out / "figures" / "grid_001.png").size[0] > 16 * 4 and "checkpoint" in json.dumps(grid)
+    listed = json.loads((out / "manifest.json").read_text())["files"]
+    assert "metrics.json" in listed and all((out / f).is_file() for f in listed)
 
 
-def test_sweep_then_sample_at_po(trained, tmp_path):
+def test_sweep_then_sample_at_po_and_auto(trained, tmp_path):
     out = tmp_path / "sweep"
     ckpt = trained / "checkpoints" / "last"
     run(
@@ -124,15 +129,19 @@ def test_sweep_then_sample_at_po(trained, tmp_path):
         "num_images=8",
         "sampler.steps=4",
         "sweep.po_samples=2",
+        "sweep.baselines=[tikhonov]",
     )
     choice = json.loads((out / "early_stopping.json").read_text())
     assert 0.0 <= choice["do"]["t"] <= 1.0 and 0.0 <= choice["po"]["t"] <= 1.0
+    assert choice["weights"].startswith("sha256:")
     curves = json.loads((out / "sweep_curves.json").read_text())
     assert len(curves["psnr"]) == 5 and len(curves["data_consistency"]) == 5
-    for fig in ("perception_distortion", "metrics_vs_t", "data_consistency", "schedule", "samples"):
+    for fig in ("perception_distortion", "metrics_vs_t", "data_consistency", "schedule", "samples_001"):
         assert (out / "figures" / f"{fig}.png").is_file() and (out / "figures" / f"{fig}.json").is_file()
     m = json.loads((out / "metrics.json").read_text())
     assert math.isfinite(m["test"]["do"]["psnr"]) and math.isfinite(m["test"]["po"]["swd"])
+    assert m["test"]["tikhonov"]["lambda"] > 0 and "tikhonov_oracle" in m["test"]
+    assert m["lambda_scores_on_val"]["tikhonov"]  # λ chosen on val; the oracle row is only for reference
     out2 = tmp_path / "po"
     run(
         "sample.py",
@@ -143,7 +152,19 @@ def test_sweep_then_sample_at_po(trained, tmp_path):
         f"choice={out / 'early_stopping.json'}",
     )
     m2 = json.loads((out2 / "metrics.json").read_text())
-    assert m2["t_stop_label"] == "po" and m2["sampler"]["t_stop"] == pytest.approx(choice["po"]["t"])
+    assert list(m2["points"]) == ["po"] and m2["points"]["po"]["t_stop"] == pytest.approx(choice["po"]["t"])
+    out3 = tmp_path / "auto"
+    run(
+        "sample.py",
+        f"checkpoint={ckpt}",
+        f"hydra.run.dir={out3}",
+        "num_images=3",
+        f"choice={out / 'early_stopping.json'}",
+    )
+    m3 = json.loads((out3 / "metrics.json").read_text())
+    assert set(m3["points"]) == {"do", "po"} and "distortion" in m3["meaning"]["do"]
+    for label in ("do", "po"):
+        assert len(list((out3 / "reconstructions" / label).glob("*.png"))) == 3
 
 
 def test_sample_on_a_folder_of_measurements(trained, tmp_path):
@@ -159,9 +180,10 @@ def test_sample_on_a_folder_of_measurements(trained, tmp_path):
         f"hydra.run.dir={out}",
         "sampler.steps=3",
     )
-    assert sorted(p.name for p in (out / "reconstructions" / "sub").glob("*.png")) == ["m0.png", "m1.png", "m2.png"]
+    rec = out / "reconstructions" / "full" / "sub"
+    assert sorted(p.name for p in rec.glob("*.png")) == ["m0.png", "m1.png", "m2.png"]
     m = json.loads((out / "metrics.json").read_text())
-    assert "psnr" not in m and math.isfinite(m["data_consistency"])
+    assert "psnr" not in m["points"]["full"] and math.isfinite(m["points"]["full"]["data_consistency"])
 
 
 @pytest.mark.parametrize(
@@ -169,8 +191,8 @@ def test_sample_on_a_folder_of_measurements(trained, tmp_path):
     [
         (["degradation=inpaint"], "trained for the 'blur' degradation"),
         (["no_such_key=1"], "no_such_key"),
-        (["sampler.step=heun"], "unknown step type"),
-        (["sampler.t_stop=po"], "needs an early-stopping choice file"),
+        (["sampler.step=heun"], "unknown sampler.step"),
+        (["sampler.t_stop=po"], "early_stopping.json does not exist"),
     ],
 )
 def test_sample_bad_input_errors(trained, tmp_path, args, message):
@@ -214,6 +236,7 @@ def test_multirun_sweep_over_guidance_strength(trained, tmp_path):
         "num_images=4",
         "sampler.steps=3",
         "sweep.po_samples=1",
+        "sweep.baselines=[]",
         "save_images=false",
         "sampler.guidance=std",
         "sampler.guidance_strength=0,0.5",
@@ -246,7 +269,7 @@ def test_export_keeps_ema_weights_and_samples_identically(trained, tmp_path):
     assert exported.keys() == ema.keys() and all((exported[k] == ema[k]).all() for k in ema)
     figures = []
     for ckpt in (src, dst):
-        out = tmp_path / ckpt.name
+        out = tmp_path / f"sample_{ckpt.name}"  # never into the checkpoint folder (refused: files dirac didn't write)
         run("sample.py", f"checkpoint={ckpt}", f"hydra.run.dir={out}", "num_images=4", "sampler.steps=3")
-        figures.append(json.loads((out / "metrics.json").read_text())["psnr"])
+        figures.append(json.loads((out / "metrics.json").read_text())["points"]["full"]["psnr"])
     assert figures[0] == pytest.approx(figures[1], abs=1e-6)

@@ -39,7 +39,9 @@ def test_experiment_builds_and_runs_one_step(name):
     assert y.shape == x.shape and torch.isfinite(y).all()
     loss = loss_from_config(process, c["loss"])
     assert 0.0 <= loss.delta_t <= 1.0
-    sampler = sampler_from_config(process, compose_sample_sampler())
+    s_cfg = compose_sample_sampler()
+    assert s_cfg["t_stop"] == "auto"  # resolved per checkpoint (its early_stopping.json) by the sample CLI
+    sampler = sampler_from_config(process, s_cfg, t_stop=0.0)
     assert sampler.steps >= 1
     with torch.no_grad():
         out = net(y, process.sigma(torch.ones(1)))

@@ -138,6 +138,9 @@ def test_mixed_sizes_run_per_size_in_input_order():
     assert [tuple(o.shape) for o in outs] == [(1, 3, 16, 16), (1, 3, 12, 20), (1, 3, 16, 16)] and len(runs) == 2
     alone = run_restorer(TikhonovRestorer(PROC, 0.05), ims[2][None], 1).output[0]
     assert torch.allclose(outs[2], alone, atol=1e-5)
+    noisy, _ = run_mixed_sizes(NoiseRestorer(), ims, batch_size=4, seed=1, per_image_noise=True)
+    third = run_restorer(NoiseRestorer(), ims[2][None], 1, seed=1, per_image_noise=True, indices=[2]).output[0]
+    assert torch.equal(noisy[2], third)  # an image's noise follows its index in the whole set, not its group
 
 
 def test_non_finite_reconstructions_are_refused():

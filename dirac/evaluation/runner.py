@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..reconstruction import GeneratorLike, Restorer
+from ..reconstruction import Restorer
 
 
 @dataclass
@@ -40,13 +40,12 @@ class RunResult:
         }
 
 
-def image_generators(seed: int, indices: Sequence[int], device: torch.device | str = "cpu") -> list[torch.Generator]:
-    """One generator per image, seeded from ``(seed, image index)`` only (batch-size and position invariant)."""
-    return [torch.Generator(device=device).manual_seed(int(seed) * 1_000_003 + int(i)) for i in indices]
-
-
-def _generator(shared: torch.Generator | None, seed: int, idx: range, device: torch.device) -> GeneratorLike:
-    return image_generators(seed, idx, device) if shared is None else shared
+def image_generators(
+    seed: int, keys: Sequence[tuple[int, int]], device: torch.device | str = "cpu"
+) -> list[torch.Generator]:
+    """One generator per ``(image index, sample index)``, seeded from those and ``seed`` only, so an image's noise
+    does not depend on the batch size or on its position in a batch."""
+    return [torch.Generator(device=device).manual_seed(int(seed) * 1_000_003 + i * 1009 + s) for i, s in keys]
 
 
 def run_restorer(
@@ -57,17 +56,24 @@ def run_restorer(
     seed: int = 0,
     per_image_noise: bool = False,
     device: torch.device | str = "cpu",
+    indices: Sequence[int] | None = None,
 ) -> RunResult:
-    """Reconstruct each of the ``N`` measurements ``y`` (one size) ``samples`` times, ``batch_size`` at a time."""
+    """Reconstruct each of the ``N`` measurements ``y`` (one size) ``samples`` times, ``batch_size`` at a time.
+
+    ``indices``: the images' indices in the whole set (default 0…N−1), which seed their per-image noise.
+    """
     if batch_size < 1 or samples < 1:
         raise ValueError(f"batch_size and samples must be >= 1, got {batch_size} and {samples}")
     device = torch.device(device)
     reps = y.repeat_interleave(samples, dim=0)
     shared = None if per_image_noise else torch.Generator(device=device).manual_seed(int(seed))
+    ids = list(range(len(y))) if indices is None else list(indices)
+    keys = [(ids[k // samples], k % samples) for k in range(len(reps))]
     outs, extras, nfe, start = [], [], 0, time.perf_counter()
     for lo in range(0, len(reps), batch_size):
         idx = range(lo, min(lo + batch_size, len(reps)))
-        rec = restorer(reps[idx.start : idx.stop].to(device), _generator(shared, seed, idx, device))
+        gen = shared if shared is not None else image_generators(seed, keys[idx.start : idx.stop], device)
+        rec = restorer(reps[idx.start : idx.stop].to(device), gen)
         outs.append(rec.x.detach().cpu())
         extras.append(rec.extras)
         nfe = rec.nfe
@@ -94,7 +100,7 @@ def run_mixed_sizes(
     per_image: list[Tensor | None] = [None] * len(images)
     runs = []
     for group in size_groups(images):
-        run = run_restorer(restorer, torch.stack([images[i] for i in group]), batch_size, **kwargs)
+        run = run_restorer(restorer, torch.stack([images[i] for i in group]), batch_size, indices=group, **kwargs)
         runs.append(run)
         for k, i in enumerate(group):
             per_image[i] = run.output[k]

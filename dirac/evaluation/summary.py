@@ -33,7 +33,8 @@ def per_image_rows(x: Tensor, y: Tensor, clean: Tensor, metrics: Sequence[Metric
     """One row per image: each per-image metric for the reconstruction and for the measurement."""
     rows: list[dict[str, Any]] = [{"index": i} for i in range(len(x))]
     for m in (m for m in metrics if m.per_image):
-        for key, vals in ((m.name, m(x, clean)), (f"measurement_{m.name}", m(y, clean))):
+        pairs = [(m.name, x)] + ([(f"measurement_{m.name}", y)] if y.shape == clean.shape else [])
+        for key, vals in ((k, m(v, clean)) for k, v in pairs):
             for row, v in zip(rows, vals.tolist(), strict=True):
                 row[key] = v
     return rows
