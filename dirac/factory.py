@@ -100,12 +100,20 @@ def loss_from_config(process: DegradationProcess, cfg: dict[str, Any]) -> Increm
 def sampler_from_config(
     process: DegradationProcess, cfg: dict[str, Any], t_stop: float | None = None
 ) -> ReverseSampler:
+    """A ``ReverseSampler`` from ``configs/sampler``; ``t_stop`` labels (auto/do/po) must be resolved to a time
+    first (``dirac.stopping_choice``), or passed as the ``t_stop`` argument."""
+    chosen = cfg["t_stop"] if t_stop is None else t_stop
+    if isinstance(chosen, str):
+        raise ValueError(
+            f"sampler.t_stop={chosen!r} is a label: resolve it with dirac.stopping_choice (or DiracPipeline) "
+            f"or pass a float t_stop in [0, 1]"
+        )
     return ReverseSampler(
         process,
         steps=int(cfg["steps"]),
         step=cfg["step"],
         guidance=build_guidance(cfg.get("guidance"), float(cfg.get("guidance_strength", 0.0))),
-        t_stop=float(cfg["t_stop"] if t_stop is None else t_stop),
+        t_stop=float(chosen),
         output=cfg.get("output", "x0"),
     )
 
