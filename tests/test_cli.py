@@ -173,7 +173,7 @@ def test_sample_on_a_folder_of_measurements(trained, tmp_path):
     for i in range(3):
         Image.new("RGB", (16, 16), (40 * i, 100, 200)).save(folder / f"m{i}.png")
     out = tmp_path / "out"
-    run(
+    res = run(
         "sample.py",
         f"checkpoint={trained / 'checkpoints' / 'last'}",
         f"measurements={tmp_path / 'mine'}",
@@ -184,6 +184,9 @@ def test_sample_on_a_folder_of_measurements(trained, tmp_path):
     assert sorted(p.name for p in rec.glob("*.png")) == ["m0.png", "m1.png", "m2.png"]
     m = json.loads((out / "metrics.json").read_text())
     assert "psnr" not in m["points"]["full"] and math.isfinite(m["points"]["full"]["data_consistency"])
+    # flat noise-free squares are not measurements of the trained degradation: the mismatch check says so
+    assert len(m["consistency_ratio"]) == 3 and min(m["consistency_ratio"]) < 0.75
+    assert "DegradationMismatchWarning" in res.stderr and "less noise" in res.stderr
 
 
 @pytest.mark.parametrize(

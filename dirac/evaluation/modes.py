@@ -19,6 +19,7 @@ from torch import Tensor
 from ..degradations import DegradationProcess
 from ..metrics.registry import Metric
 from ..reconstruction import Restorer
+from ..sampling.mismatch import consistency_ratios, warn_mismatch
 from ..stopping_choice import CHOICE_FILE, write_stopping_choice
 from .compare import RunSettings, SplitLoader, compare
 from .figures import column_name, comparison_grid, sweep_figures
@@ -106,7 +107,19 @@ def reconstruct_folder(ctx: Context, ys: list[Tensor], names: list[str], points:
         summaries[label] = {"t_stop": restorer.t_stop, **summarise(per_image, ys, ctx.process), "timing": timing}
     files = _write(ctx, outs, ys, names)
     _grids(ctx, None, ys, outs, "your measurements")
-    return _summary(ctx, "measurements", summaries, files, {"num_images": len(ys), "names": names})
+    ratios = _check_consistency(ctx.process, outs.get("do", next(iter(outs.values()))), ys)
+    extra = {"num_images": len(ys), "names": names, "consistency_ratio": ratios}
+    return _summary(ctx, "measurements", summaries, files, extra)
+
+
+def _check_consistency(process: DegradationProcess, outs: list[Tensor], ys: list[Tensor]) -> list[float]:
+    """``‖A_1 x̂ − y‖ / (√n σ_y)`` per measurement, with a mismatch warning when some leave the band."""
+    pairs = zip(outs, ys, strict=True)
+    ratios = torch.cat(
+        [consistency_ratios(process, o.reshape(1, *o.shape[-3:]), y.reshape(1, *y.shape[-3:])) for o, y in pairs]
+    )
+    warn_mismatch(ratios, process.sigma_y)
+    return [float(r) for r in ratios]
 
 
 def _summary(ctx: Context, split: str, points: dict, files: dict, extra: dict) -> dict[str, Any]:
