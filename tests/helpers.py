@@ -59,3 +59,27 @@ def assert_one_line(message: str, *words: str) -> None:
     assert "\n" not in text and "Traceback" not in text, f"not a one-line reason:\n{text[-2000:]}"
     for w in words:
         assert w.lower() in text.lower(), f"message does not mention {w!r}: {text}"
+
+
+TINY_TRAINING = {
+    "experiment": "blur_default",
+    "model": "ncsnpp_tiny",
+    "data.image_size": 16,
+    "data.train.length": 64,
+    "trainer.batch_size": 8,
+    "trainer.log_every": 1,
+    "trainer.val_every": 2,
+    "trainer.checkpoint_every": 2,
+    "trainer.val_images": 8,
+    "trainer.sample_steps": 3,
+    "trainer.progress": "false",
+    "schedule.num_steps": 8,
+    "schedule.num_candidates": 40,
+    "schedule.num_images": 8,
+}
+
+
+def tiny_training(**changes: object) -> list[str]:
+    """Hydra overrides of a seconds-long training run (``experiment=…`` first); ``changes`` use ``__`` for dots."""
+    settings = {**TINY_TRAINING, **{k.replace("__", "."): v for k, v in changes.items()}}
+    return [f"{k}={v}" for k, v in settings.items()]

@@ -12,26 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, run
+from helpers import ROOT, run, tiny_training
 from PIL import Image
 from safetensors.torch import load_file
 
-TINY = [
-    "experiment=blur_default",
-    "model=ncsnpp_tiny",
-    "data.image_size=16",
-    "data.train.length=64",
-    "trainer.batch_size=8",
-    "trainer.log_every=1",
-    "trainer.val_every=2",
-    "trainer.checkpoint_every=2",
-    "trainer.val_images=8",
-    "trainer.sample_steps=3",
-    "trainer.progress=false",
-    "schedule.num_steps=8",
-    "schedule.num_candidates=40",
-    "schedule.num_images=8",
-]
+TINY = tiny_training()
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from helpers import ROOT, assert_clear_failure, assert_one_line, checksums, run, unchanged
+from helpers import ROOT, assert_clear_failure, assert_one_line, checksums, run, tiny_training, unchanged
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 from safetensors.torch import load_file
@@ -44,23 +44,7 @@ from dirac.losses import IncrementalReconstructionLoss
 from dirac.shipped import config_dir, pretrained_dir
 from dirac.training import Trainer
 
-TINY = [
-    "experiment=blur_default",
-    "model=ncsnpp_tiny",
-    "model.dropout=0.1",
-    "data.image_size=16",
-    "data.train.length=64",
-    "trainer.batch_size=8",
-    "trainer.log_every=1",
-    "trainer.val_every=2",
-    "trainer.checkpoint_every=2",
-    "trainer.val_images=8",
-    "trainer.sample_steps=2",
-    "trainer.progress=false",
-    "schedule.num_steps=4",
-    "schedule.num_candidates=10",
-    "schedule.num_images=8",
-]
+TINY = tiny_training(model__dropout=0.1, trainer__sample_steps=2, schedule__num_steps=4, schedule__num_candidates=10)
 
 
 def compose_cfg(*overrides: str):

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from ..reconstruction import Restorer
 
@@ -70,7 +71,9 @@ def run_restorer(
     ids = list(range(len(y))) if indices is None else list(indices)
     keys = [(ids[k // samples], k % samples) for k in range(len(reps))]
     outs, extras, nfe, start = [], [], 0, time.perf_counter()
-    for lo in range(0, len(reps), batch_size):
+    batches = range(0, len(reps), batch_size)
+    label = getattr(restorer, "name", type(restorer).__name__)
+    for lo in tqdm(batches, desc=f"dirac {label}", unit="batch", leave=False, disable=None):  # shown on a terminal
         idx = range(lo, min(lo + batch_size, len(reps)))
         gen = shared if shared is not None else image_generators(seed, keys[idx.start : idx.stop], device)
         rec = restorer(reps[idx.start : idx.stop].to(device), gen)
