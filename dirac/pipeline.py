@@ -38,13 +38,11 @@ from .stopping_choice import (
     weights_fingerprint,
     write_stopping_choice,
 )
-from .tiling import child_seed, seeded_generators, tile_grid, tiled_apply
+from .tiling import child_seed, image_seeds, needs_tiles, seeded_generators, tile_grid, tiled_apply
 
 Callback = Callable[[int, float, Tensor], None]
 MEASUREMENT_SLACK = 0.5
 """Measurements may lie in [−0.5, 1.5] (noise); clean images must lie in [0, 1]."""
-MAX_UNTILED_PIXELS = 1024 * 1024
-"""Largest image (pixels) reconstructed in one piece when the degradation cannot be tiled."""
 
 
 @dataclass
@@ -61,16 +59,6 @@ class DiracPipelineOutput:
     samples: list[Tensor] = field(default_factory=list)
     trajectory: list[dict[float, Tensor]] | None = None
     consistency: Tensor | None = None
-
-
-def image_seeds(generator: GeneratorLike, n: int) -> list[int]:
-    """One 62-bit seed per image: drawn from ``generator[i]`` (a list, one per image), in order from a single
-    generator, or from torch's global RNG when ``generator`` is None."""
-    if isinstance(generator, (list, tuple)):
-        if len(generator) != n:
-            raise ValueError(f"got {len(generator)} generators for {n} images; pass one per image")
-        return [int(torch.randint(0, 2**62, (1,), generator=g)) for g in generator]
-    return [int(s) for s in torch.randint(0, 2**62, (n,), generator=generator)]
 
 
 class DiracPipeline:
@@ -238,18 +226,8 @@ class _Run:
 
     def tiled(self, y: Tensor) -> bool:
         """Whether ``y`` runs as tiles (larger than a tile and a shift-invariant degradation)."""
-        h, w = y.shape[-2:]
-        if self.tile_size is None or max(h, w) <= int(self.tile_size):
-            return False
-        if not self.pipe.process.shift_invariant:
-            if h * w > MAX_UNTILED_PIXELS:
-                raise ValueError(
-                    f"a {h}x{w} image is too large to reconstruct in one piece and {self.pipe.process.kind} "
-                    f"measurements cannot be tiled (the degradation depends on the position); crop or resize it "
-                    f"to at most {MAX_UNTILED_PIXELS} pixels"
-                )
-            return False
-        return True
+        proc = self.pipe.process
+        return needs_tiles(y.shape, self.tile_size, proc.shift_invariant, proc.kind)
 
     def _runs(self, b: Tensor) -> int:
         """Sampler runs a batch needs (for the progress bar)."""

@@ -21,6 +21,36 @@ Box = tuple[int, int, int, int]
 TileFn = Callable[[Tensor, list[torch.Generator]], Tensor]
 """``f(tiles (N, C, h, w), one generator per tile) -> (N, C', h, w)``."""
 
+MAX_UNTILED_PIXELS = 512 * 512
+"""Largest image run in one piece when tiling is impossible: the network's attention at 1/4 resolution costs
+memory quadratic in the pixel count (≈ 2 GB at 512², ≈ 17 GB at 1024²)."""
+
+
+def needs_tiles(shape: Sequence[int], tile_size: int | None, shift_invariant: bool, kind: str = "this") -> bool:
+    """Whether an image of ``shape (…, H, W)`` runs as tiles; too large to run whole and untileable is refused."""
+    h, w = shape[-2:]
+    if tile_size is not None and max(h, w) > int(tile_size) and shift_invariant:
+        return True
+    if h * w > MAX_UNTILED_PIXELS:
+        why = f"{kind} measurements cannot be tiled (the degradation depends on the position)"
+        if shift_invariant:
+            why = "tiling is switched off (tile_size=None)"
+        raise ValueError(
+            f"a {h}x{w} image is too large to reconstruct in one piece and {why}; crop or resize it to at most "
+            f"{MAX_UNTILED_PIXELS} pixels"
+        )
+    return False
+
+
+def image_seeds(generator: torch.Generator | Sequence[torch.Generator] | None, n: int) -> list[int]:
+    """One 62-bit seed per image: drawn from ``generator[i]`` (a list, one per image), in order from a single
+    generator, or from torch's global RNG when ``generator`` is None."""
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != n:
+            raise ValueError(f"got {len(generator)} generators for {n} images; pass one per image")
+        return [int(torch.randint(0, 2**62, (1,), generator=g)) for g in generator]
+    return [int(s) for s in torch.randint(0, 2**62, (n,), generator=generator)]
+
 
 def pad_sides(x: Tensor, top: int, bottom: int, left: int, right: int) -> Tensor:
     """Reflect padding (no edge repeat), falling back to edge replication where an image is too small."""

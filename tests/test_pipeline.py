@@ -13,7 +13,7 @@ from PIL import Image
 from dirac import DegradationMismatchWarning, DiracPipeline, DiracPipelineOutput
 from dirac.data.embedded import load_photo
 from dirac.metrics import psnr
-from dirac.pipeline import image_seeds
+from dirac.tiling import image_seeds
 
 FAST = {"steps": 4, "progress": False}
 
@@ -224,7 +224,9 @@ def test_mismatch_warning(pipe):
         pipe(clean, t_stop="do", progress=False)
 
 
-def test_inpainting_is_not_tiled_and_huge_inputs_are_refused():
+def test_inpainting_is_not_tiled_and_huge_inputs_are_refused(pipe):
+    with pytest.raises(ValueError, match="tile_size=None"):
+        pipe(torch.rand(1, 3, 600, 500), t_stop=0.5, tile_size=None, **FAST)
     pipe = DiracPipeline.from_pretrained("inpaint_default")
     with pytest.raises(ValueError, match="cannot be tiled"):
-        pipe(torch.rand(1, pipe.channels, 1100, 1000), t_stop=0.5, **FAST)
+        pipe(torch.rand(1, pipe.channels, 600, 500), t_stop=0.5, **FAST)

@@ -15,13 +15,16 @@ from torch import Tensor
 from ..baselines import admm_tv, tikhonov
 from ..degradations import DegradationProcess
 from ..reconstruction import GeneratorLike, Reconstruction, Restorer
-from ..sampling import ReverseSampler
+from ..sampling import ReverseSampler, data_consistency
+from ..tiling import image_seeds, needs_tiles, tiled_apply
 
 
 class SamplerRestorer(Restorer):
     """``ReverseSampler`` + model as a restorer. ``record_x0`` (None, ``"all"`` or grid indices) keeps
     ``x̂0(t_i)`` in ``extras["x0_trajectory"]``; ``extras`` also holds ``data_consistency`` ``(points, B)``
-    and ``t_grid``. The generator (one, or a list with one per image) goes to the sampler unchanged."""
+    and ``t_grid``. The generator (one, or a list with one per image) goes to the sampler unchanged, except for
+    images larger than ``tile_size`` without trajectory recording: those run as seeded overlapping tiles
+    (:func:`dirac.tiling.tiled_apply`), so memory stays bounded."""
 
     def __init__(
         self,
@@ -29,8 +32,11 @@ class SamplerRestorer(Restorer):
         sampler: ReverseSampler,
         name: str = "dirac",
         record_x0: str | Sequence[int] | None = None,
+        tile_size: int | None = 128,
+        tile_overlap: int = 32,
     ) -> None:
         self.model = model
+        self.tile_size, self.tile_overlap = tile_size, tile_overlap
         self.sampler = sampler
         self.process = sampler.process
         self.name = name
@@ -46,11 +52,28 @@ class SamplerRestorer(Restorer):
         return float(self.sampler.grid[-1])
 
     def __call__(self, y: Tensor, generator: GeneratorLike = None) -> Reconstruction:
+        tile = self.tile_size if self.record_x0 is None else None
+        if needs_tiles(y.shape, tile, self.process.shift_invariant, self.process.kind):
+            return self._tiled(y, generator)
         res = self.sampler(self.model, y, generator, record_x0=self.record_x0)  # type: ignore[arg-type]
         extras = {"data_consistency": res.data_consistency, "t_grid": res.t_grid}
         if self.record_x0 is not None:
             extras["x0_trajectory"] = res.x0_trajectory
         return Reconstruction(res.output, nfe=res.nfe, extras=extras)
+
+    def _tiled(self, y: Tensor, generator: GeneratorLike) -> Reconstruction:
+        nfe = []
+
+        def run(tiles: Tensor, gens: list[torch.Generator]) -> Tensor:
+            out = self.sampler(self.model, tiles, gens)
+            nfe.append(out.nfe)
+            return out.output
+
+        x = tiled_apply(run, y, image_seeds(generator, len(y)), int(self.tile_size), self.tile_overlap)
+        dc = data_consistency(self.process, x, y)[None].cpu()
+        return Reconstruction(
+            x, nfe=nfe[0], extras={"data_consistency": dc, "t_grid": self.sampler.grid, "tiled": True}
+        )
 
 
 class TikhonovRestorer(Restorer):
