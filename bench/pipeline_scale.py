@@ -2,7 +2,8 @@
 
 Each size runs in a fresh process (``--one``) so its peak resident memory (``ru_maxrss``: the whole process,
 torch included) is its own. The image is a photograph (scikit-image ``chelsea``) resized to the size and
-degraded by the shipped model's process; the pipeline tiles above ``--tile`` pixels (its default, 128).
+degraded by the shipped model's process; rows with a tile size are forced to tile (``tile_above=0``; the
+pipeline's default tiles only images of more than 256² pixels, with 128-px tiles).
 
     python bench/pipeline_scale.py [--sizes 256 512 1024 2048] [--untiled-up-to 512] [--tile 128] [--threads 1]
 """
@@ -72,7 +73,7 @@ def measure_one(model: str, size: int, tile: int) -> dict[str, Any]:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = pipe(y, t_stop="do", progress=False, tile_size=tile or None, tile_overlap=max(tile // 4, 1))
+        out = pipe(y, t_stop="do", progress=False, tile_size=tile or None, tile_overlap=max(tile // 4, 1), tile_above=0)
     seconds = time.perf_counter() - t0
     return {
         "size": size,

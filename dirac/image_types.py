@@ -1,6 +1,7 @@
 """Image types at the library's edge: PIL images, NumPy arrays, tensors and lists, to and from ``(B, C, H, W)``.
 
-Conventions (as diffusers pipelines): a PIL image comes back as a PIL image, a NumPy ``(H, W, C)`` (or
+Conventions (as diffusers pipelines): a PIL image comes back as a PIL image (in the model's mode, RGB or L;
+16-bit and float images in their own mode), a NumPy ``(H, W, C)`` (or
 ``(H, W)``) array as an array of the same shape and dtype, a ``(B, C, H, W)`` or ``(C, H, W)`` tensor as a
 tensor of the same shape, and a list as a list. Float inputs must lie in [0, 1] (a measurement may stray
 by its noise); uint8 inputs are scaled by 1/255.
@@ -16,7 +17,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-Restore = Callable[[Tensor], Any]
+Restore = Callable[..., Any]
+"""``restore(output, floats=False)``: the input's type back; ``floats=True`` gives float values (std maps)."""
 
 
 def check_range(x: Tensor, name: str, tolerance: float = 0.0) -> None:
@@ -35,15 +37,35 @@ def check_range(x: Tensor, name: str, tolerance: float = 0.0) -> None:
     raise ValueError(f"{name} has values in [{lo:.3g}, {hi:.3g}], outside [0, 1]: {hint}")
 
 
-def _from_pil(img: Image.Image, channels: int) -> tuple[Tensor, Restore]:
-    mode = "RGB" if channels == 3 else "L"
-    arr = np.asarray(img.convert(mode), dtype=np.float32) / 255.0
-    arr = arr[..., None] if arr.ndim == 2 else arr
-    x = torch.from_numpy(arr).permute(2, 0, 1)[None].contiguous()
+HIGH_DEPTH_MODES = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65535.0, "F": 1.0}
+"""PIL modes read as numbers (16-bit integers scaled by 1/65535, 32-bit floats as they are), not via 8-bit RGB."""
 
-    def restore(out: Tensor) -> Image.Image:
-        u8 = (out[0].clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
-        return Image.fromarray(u8[..., 0] if u8.shape[-1] == 1 else u8, mode=mode)
+
+def _pil_array(img: Image.Image, channels: int) -> np.ndarray:
+    """``(H, W, C)`` float32 in [0, 1] for the model's channel count (RGBA drops alpha, grey is replicated)."""
+    if img.mode in HIGH_DEPTH_MODES:
+        grey = np.asarray(img, dtype=np.float32) / HIGH_DEPTH_MODES[img.mode]
+        return np.repeat(grey[..., None], channels, axis=2)
+    arr = np.asarray(img.convert("RGB" if channels == 3 else "L"), dtype=np.float32) / 255.0
+    return arr[..., None] if arr.ndim == 2 else arr
+
+
+def _from_pil(img: Image.Image, channels: int) -> tuple[Tensor, Restore]:
+    """PIL in, PIL out in the model's mode (``RGB`` or ``L``); 16-bit and float images come back in their mode."""
+    x = torch.from_numpy(_pil_array(img, channels)).permute(2, 0, 1)[None].contiguous()
+    mode = img.mode
+
+    def restore(out: Tensor, floats: bool = False) -> Image.Image | np.ndarray:
+        o = out[0].detach().float().cpu().permute(1, 2, 0).numpy()
+        if floats:  # e.g. a std map: 8 bits would flatten it
+            return o
+        if mode in HIGH_DEPTH_MODES:
+            grey = o.mean(2)
+            if mode == "F":
+                return Image.fromarray(grey.astype(np.float32))  # mode F
+            return Image.fromarray((np.clip(grey, 0, 1) * 65535).round().astype(np.uint16))  # mode I;16
+        u8 = (np.clip(o, 0, 1) * 255).round().astype(np.uint8)
+        return Image.fromarray(u8[..., 0] if u8.shape[-1] == 1 else u8)  # mode L or RGB
 
     return x, restore
 
@@ -51,6 +73,8 @@ def _from_pil(img: Image.Image, channels: int) -> tuple[Tensor, Restore]:
 def _from_numpy(arr: np.ndarray, name: str) -> tuple[Tensor, Restore]:
     if arr.ndim not in (2, 3):
         raise ValueError(f"{name}: a NumPy image must be (H, W) or (H, W, C), got shape {arr.shape}")
+    if arr.ndim == 3 and arr.shape[0] in (1, 3) and arr.shape[2] not in (1, 3):
+        raise ValueError(f"{name}: NumPy images are (H, W, C), got {arr.shape}; use arr.transpose(1, 2, 0)")
     dtype, shape = arr.dtype, arr.shape
     if dtype == np.uint8:
         data = arr.astype(np.float32) / 255.0
@@ -61,8 +85,10 @@ def _from_numpy(arr: np.ndarray, name: str) -> tuple[Tensor, Restore]:
     data = data[..., None] if data.ndim == 2 else data
     x = torch.from_numpy(np.ascontiguousarray(data)).permute(2, 0, 1)[None]
 
-    def restore(out: Tensor) -> np.ndarray:
-        o = out[0].permute(1, 2, 0).cpu().numpy().reshape(shape)
+    def restore(out: Tensor, floats: bool = False) -> np.ndarray:
+        o = out[0].detach().permute(1, 2, 0).cpu().numpy().reshape(shape)
+        if floats:
+            return o.astype(np.float32)
         if dtype == np.uint8:
             return (np.clip(o, 0, 1) * 255).round().astype(np.uint8)
         return o.astype(dtype)
@@ -75,9 +101,13 @@ def _from_tensor(t: Tensor, name: str) -> tuple[Tensor, Restore]:
         raise ValueError(f"{name}: a tensor must be (B, C, H, W) or (C, H, W), got shape {tuple(t.shape)}")
     if not t.is_floating_point():
         raise TypeError(f"{name}: tensors must be floating point in [0, 1], got {t.dtype}; use x.float() / 255")
-    single, dtype = t.ndim == 3, t.dtype
-    x = (t[None] if single else t).float()
-    return x, lambda out: (out[0] if single else out).to(dtype)
+    single, dtype, device = t.ndim == 3, t.dtype, t.device
+    x = (t[None] if single else t).detach().float()
+
+    def restore(out: Tensor, floats: bool = False) -> Tensor:
+        return (out[0] if single else out).to(device=device, dtype=torch.float32 if floats else dtype)
+
+    return x, restore
 
 
 def to_tensors(images: Any, channels: int, name: str = "image") -> tuple[list[Tensor], Callable[[list], Any]]:
@@ -99,13 +129,15 @@ def to_tensors(images: Any, channels: int, name: str = "image") -> tuple[list[Te
             raise TypeError(
                 f"{label}: expected a PIL image, a NumPy array or a torch tensor, got {type(item).__name__}"
             )
+        if x.shape[0] == 0 or x.shape[-1] == 0 or x.shape[-2] == 0:
+            raise ValueError(f"{label} is empty (shape {tuple(x.shape)}); pass at least one non-empty image")
         if x.shape[1] != channels:
             raise ValueError(f"{label} has {x.shape[1]} channels, the model takes {channels}; convert it first")
         batches.append(x)
         restores.append(r)
 
-    def restore(outputs: list) -> Any:
-        got = [r(o) if isinstance(o, Tensor) else o for r, o in zip(restores, outputs, strict=True)]
+    def restore(outputs: list, floats: bool = False) -> Any:
+        got = [r(o, floats) if isinstance(o, Tensor) else o for r, o in zip(restores, outputs, strict=True)]
         return got if isinstance(images, (list, tuple)) else got[0]
 
     return batches, restore

@@ -14,6 +14,7 @@ the batch it runs in. After every call the data-consistency residual is compared
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,12 +26,12 @@ from tqdm.auto import tqdm
 
 from .checkpoint import check_destination, write_checkpoint
 from .degradations import DegradationProcess
-from .degradations.base import GeneratorLike
+from .degradations.base import GeneratorLike, check_generators
 from .factory import load_checkpoint
 from .image_types import check_range, to_tensors
 from .sampling import ReverseSampler, SamplerOutput, build_guidance
-from .sampling.mismatch import consistency_ratios, warn_mismatch
-from .shipped import resolve_checkpoint
+from .sampling.mismatch import DegradationMismatchWarning, consistency_ratios, warn_mismatch
+from .shipped import pretrained_dir, resolve_checkpoint
 from .stopping_choice import (
     CHOICE_FILE,
     load_stopping_choice,
@@ -38,9 +39,10 @@ from .stopping_choice import (
     weights_fingerprint,
     write_stopping_choice,
 )
-from .tiling import child_seed, image_seeds, needs_tiles, seeded_generators, tile_grid, tiled_apply
+from .tiling import child_seed, image_seeds, needs_tiles, seeded_generators, tile_count, tiled_apply
 
 Callback = Callable[[int, float, Tensor], None]
+SAMPLER_OPTIONS = ("steps", "step", "guidance", "guidance_strength", "output")
 MEASUREMENT_SLACK = 0.5
 """Measurements may lie in [−0.5, 1.5] (noise); clean images must lie in [0, 1]."""
 
@@ -95,6 +97,9 @@ class DiracPipeline:
     def save_pretrained(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Write the weights, ``state.json`` and the early-stopping choice; ``from_pretrained`` loads it back."""
         folder = Path(folder)
+        shipped = pretrained_dir().resolve()
+        if folder.resolve() == shipped or shipped in folder.resolve().parents:
+            raise ValueError(f"{folder} is inside dirac's shipped models ({shipped}); save to a folder of your own")
         check_destination(folder, overwrite, how="pass overwrite=True")
         state = {k: v for k, v in self.state.items() if k != "format_version"}
         write_checkpoint(folder, model=self.model.net.state_dict(), state=state)
@@ -134,6 +139,7 @@ class DiracPipeline:
         guidance_strength, output) win."""
         settings = {"steps": 50, "step": "euler", "guidance": "none", "guidance_strength": 0.0, "output": "x0"}
         if isinstance(t_stop, str):
+            t_stop = t_stop.lower()
             if self.choice is None:
                 raise ValueError(f"t_stop={t_stop!r} needs the early-stopping choice: {self.choice_problem}")
             t, chosen = stopping_point(self.choice, t_stop)
@@ -142,10 +148,33 @@ class DiracPipeline:
             t = float(t_stop)
             if not 0.0 <= t <= 1.0:
                 raise ValueError(f"t_stop must be 'do', 'po' or a float in [0, 1], got {t_stop!r}")
+        unknown = sorted(set(overrides) - set(SAMPLER_OPTIONS))
+        if unknown:
+            raise TypeError(
+                f"unknown option(s) {unknown}; sampler options: {', '.join(SAMPLER_OPTIONS)}; tiling options: "
+                f"tile_size, tile_above, tile_overlap, tile_batch, batch_size"
+            )
         settings.update({k: v for k, v in overrides.items() if v is not None})
         guidance = build_guidance(settings["guidance"], float(settings["guidance_strength"]))
         steps, step, output = int(settings["steps"]), settings["step"], settings["output"]
         return ReverseSampler(self.process, steps=steps, step=step, guidance=guidance, t_stop=t, output=output)
+
+    def _warn_untrained_sizes(self, batches: list[Tensor]) -> None:
+        """A position-dependent degradation (a centred mask in pixels) is only what the model was trained for at
+        the training size; warn before running on other sizes."""
+        size = int(self.state["model"].get("image_size", 0))
+        if self.process.shift_invariant or not size:
+            return
+        other = sorted({f"{b.shape[-2]}x{b.shape[-1]}" for b in batches if tuple(b.shape[-2:]) != (size, size)})
+        if other:
+            warnings.warn(
+                f"this {self.process.kind} model was trained on {size}x{size} images and its degradation depends on "
+                f"the position (a centred mask of fixed width in pixels), so images of {', '.join(other)} are out of "
+                f"its training distribution and may come out worse than the measurement; resize them to "
+                f"{size}x{size}",
+                DegradationMismatchWarning,
+                stacklevel=3,
+            )
 
     # --- reconstruction ---
     def __call__(
@@ -166,13 +195,16 @@ class DiracPipeline:
         tile_size (None: never tile), tile_overlap, tile_batch, batch_size."""
         if return_trajectory and not return_dict:
             raise ValueError("return_trajectory=True needs return_dict=True (the trajectory is in the output object)")
-        if int(num_samples) < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}")
+        if isinstance(num_samples, bool) or int(num_samples) != num_samples or num_samples < 1:
+            raise ValueError(f"num_samples must be a whole number >= 1, got {num_samples!r}")
         run = _Run(self, int(num_samples), return_trajectory, sampler_settings)
         batches, restore = to_tensors(images, self.channels, "measurement")
         for b in batches:  # a noisy measurement may stray from [0, 1]; [-1, 1] or 0–255 images stray further
             check_range(b, "measurement", tolerance=MEASUREMENT_SLACK)
         sampler = self.sampler(t_stop, **sampler_settings)
+        for b in batches:  # refuse what cannot run (too large, untileable) before anything else
+            run.tiled(b)
+        self._warn_untrained_sizes(batches)
         seeds = image_seeds(generator, sum(len(b) for b in batches))
         results = run.all(sampler, batches, seeds, callback, progress)
         ratios = None
@@ -186,7 +218,7 @@ class DiracPipeline:
             images=restore([r.mean for r in results]),
             t_stop=sampler.grid[-1].item(),
             nfe=run.nfe,
-            std=restore([r.std for r in results]) if num_samples > 1 else None,
+            std=restore([r.std for r in results], floats=True) if num_samples > 1 else None,
             samples=[s for r in results for s in r.samples],
             trajectory=[t for r in results for t in r.trajectory] if return_trajectory else None,
             consistency=ratios,
@@ -197,8 +229,7 @@ def _split_generators(generator: GeneratorLike, sizes: list[int]) -> list[Genera
     """Per-batch generators: a list of per-image generators is split along the batches."""
     if not isinstance(generator, (list, tuple)):
         return [generator] * len(sizes)
-    if len(generator) != sum(sizes):
-        raise ValueError(f"got {len(generator)} generators for {sum(sizes)} images; pass one per image")
+    generator = check_generators(generator, sum(sizes))
     starts = [sum(sizes[:k]) for k in range(len(sizes))]
     return [list(generator[s : s + n]) for s, n in zip(starts, sizes, strict=True)]
 
@@ -217,25 +248,28 @@ class _Run:
     def __init__(self, pipe: DiracPipeline, num_samples: int, trajectory: bool, settings: dict[str, Any]) -> None:
         self.pipe, self.k, self.want_trajectory = pipe, num_samples, trajectory
         self.tile_size = settings.pop("tile_size", pipe.tile_size)
+        self.tile_above = settings.pop("tile_above", None)
         self.overlap = int(settings.pop("tile_overlap", pipe.tile_overlap))
         self.tile_batch = int(settings.pop("tile_batch", pipe.tile_batch))
         self.batch_size = int(settings.pop("batch_size", pipe.batch_size))
         if self.tile_batch < 1 or self.batch_size < 1:
             raise ValueError(f"tile_batch and batch_size must be >= 1, got {self.tile_batch} and {self.batch_size}")
+        if self.tile_size is not None and not 0 <= self.overlap < int(self.tile_size):
+            raise ValueError(f"tile_size must exceed tile_overlap={self.overlap}, got tile_size={self.tile_size}")
+
         self.nfe = 0
 
     def tiled(self, y: Tensor) -> bool:
         """Whether ``y`` runs as tiles (larger than a tile and a shift-invariant degradation)."""
         proc = self.pipe.process
-        return needs_tiles(y.shape, self.tile_size, proc.shift_invariant, proc.kind)
+        return needs_tiles(y.shape, self.tile_size, proc.shift_invariant, proc.kind, self.tile_above)
 
     def _runs(self, b: Tensor) -> int:
         """Sampler runs a batch needs (for the progress bar)."""
         rows = len(b) * self.k
         if not self.tiled(b):
             return math.ceil(rows / self.batch_size)
-        m, tile = self.overlap // 2, int(self.tile_size)
-        tiles = math.prod(tile_grid(s + 2 * m, tile, self.overlap)[0] for s in b.shape[-2:])
+        tiles = tile_count(*b.shape[-2:], int(self.tile_size), self.overlap)
         return math.ceil(rows * tiles / self.tile_batch)
 
     def all(self, sampler: ReverseSampler, batches: list[Tensor], seeds: list[int], callback, progress) -> list:

@@ -15,26 +15,34 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor
 
+from .degradations.base import check_generators
+
 Box = tuple[int, int, int, int]
 """``(top, left, height, width)`` of the original image inside a padded one."""
 
 TileFn = Callable[[Tensor, list[torch.Generator]], Tensor]
 """``f(tiles (N, C, h, w), one generator per tile) -> (N, C', h, w)``."""
 
+TILE_ABOVE_PIXELS = 256 * 256
+"""Images with more pixels than this run as tiles (when the degradation allows): below it one piece is faster."""
 MAX_UNTILED_PIXELS = 512 * 512
 """Largest image run in one piece when tiling is impossible: the network's attention at 1/4 resolution costs
 memory quadratic in the pixel count (≈ 2 GB at 512², ≈ 17 GB at 1024²)."""
 
 
-def needs_tiles(shape: Sequence[int], tile_size: int | None, shift_invariant: bool, kind: str = "this") -> bool:
-    """Whether an image of ``shape (…, H, W)`` runs as tiles; too large to run whole and untileable is refused."""
+def needs_tiles(
+    shape: Sequence[int], tile_size: int | None, shift_invariant: bool, kind: str = "this", above: int | None = None
+) -> bool:
+    """Whether an image of ``shape (…, H, W)`` runs as tiles: more than ``above`` pixels (default
+    :data:`TILE_ABOVE_PIXELS`) and a shift-invariant degradation. Too large to run whole and untileable is refused."""
     h, w = shape[-2:]
-    if tile_size is not None and max(h, w) > int(tile_size) and shift_invariant:
+    above = TILE_ABOVE_PIXELS if above is None else int(above)
+    if tile_size is not None and h * w > above and max(h, w) > int(tile_size) and shift_invariant:
         return True
     if h * w > MAX_UNTILED_PIXELS:
         why = f"{kind} measurements cannot be tiled (the degradation depends on the position)"
         if shift_invariant:
-            why = "tiling is switched off (tile_size=None)"
+            why = "tiling is not available here (tile_size=None, or a recorded trajectory)"
         raise ValueError(
             f"a {h}x{w} image is too large to reconstruct in one piece and {why}; crop or resize it to at most "
             f"{MAX_UNTILED_PIXELS} pixels"
@@ -42,13 +50,17 @@ def needs_tiles(shape: Sequence[int], tile_size: int | None, shift_invariant: bo
     return False
 
 
+def tile_count(h: int, w: int, tile: int, overlap: int) -> int:
+    """Number of tiles :func:`tiled_apply` cuts an ``h``×``w`` image into."""
+    m = overlap // 2
+    return tile_grid(h + 2 * m, tile, overlap)[0] * tile_grid(w + 2 * m, tile, overlap)[0]
+
+
 def image_seeds(generator: torch.Generator | Sequence[torch.Generator] | None, n: int) -> list[int]:
     """One 62-bit seed per image: drawn from ``generator[i]`` (a list, one per image), in order from a single
     generator, or from torch's global RNG when ``generator`` is None."""
     if isinstance(generator, (list, tuple)):
-        if len(generator) != n:
-            raise ValueError(f"got {len(generator)} generators for {n} images; pass one per image")
-        return [int(torch.randint(0, 2**62, (1,), generator=g)) for g in generator]
+        return [int(torch.randint(0, 2**62, (1,), generator=g)) for g in check_generators(generator, n)]
     return [int(s) for s in torch.randint(0, 2**62, (n,), generator=generator)]
 
 

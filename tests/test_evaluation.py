@@ -257,7 +257,7 @@ def test_sampler_restorer_tiles_large_images_and_refuses_untileable_huge_ones():
     y = process.measure(x, torch.Generator().manual_seed(0))
     sampler = ReverseSampler(process, steps=50, step="deterministic", t_stop=0.98)
     whole = SamplerRestorer(model, sampler, tile_size=None)(y)
-    tiled = SamplerRestorer(model, sampler, tile_size=64)(y, [torch.Generator().manual_seed(1)])
+    tiled = SamplerRestorer(model, sampler, tile_size=64, tile_above=0)(y, [torch.Generator().manual_seed(1)])
     assert tiled.extras.get("tiled") and "tiled" not in whole.extras and tiled.nfe == whole.nfe
     assert abs(float(psnr(tiled.x.clamp(0, 1), x)) - float(psnr(whole.x.clamp(0, 1), x))) < 0.05
     inpaint_model, inpaint, _ = load_checkpoint("inpaint_default")

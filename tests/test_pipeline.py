@@ -12,6 +12,7 @@ from PIL import Image
 
 from dirac import DegradationMismatchWarning, DiracPipeline, DiracPipelineOutput
 from dirac.data.embedded import load_photo
+from dirac.factory import dataset_from_config
 from dirac.metrics import psnr
 from dirac.tiling import image_seeds
 
@@ -113,7 +114,7 @@ def test_tiled_matches_untiled(pipe):
     y = pipe.degrade(x, generator=torch.Generator().manual_seed(0))
     kw = {"t_stop": "do", "progress": False, "step": "deterministic"}
     untiled = pipe(y, tile_size=None, **kw)
-    tiled = pipe(y, tile_size=64, tile_overlap=32, tile_batch=3, **kw)
+    tiled = pipe(y, tile_size=64, tile_overlap=32, tile_batch=3, tile_above=0, **kw)
     gap = abs(float(psnr(tiled.clamp(0, 1), x)) - float(psnr(untiled.clamp(0, 1), x)))
     assert gap < 0.05, gap
     assert (tiled - untiled).abs().max() > 0  # the tiled path really ran
@@ -230,3 +231,55 @@ def test_inpainting_is_not_tiled_and_huge_inputs_are_refused(pipe):
     pipe = DiracPipeline.from_pretrained("inpaint_default")
     with pytest.raises(ValueError, match="cannot be tiled"):
         pipe(torch.rand(1, pipe.channels, 600, 500), t_stop=0.5, **FAST)
+
+
+def test_small_images_run_in_one_piece_by_default(pipe):
+    x = load_photo("chelsea", downscale=4.0)[None, :, :96, :130]  # wider than a tile, fewer pixels than 256²
+    y = pipe.degrade(x, generator=gens(0))
+    kw = {"t_stop": "do", "progress": False, "step": "deterministic"}
+    torch.testing.assert_close(pipe(y, **kw), pipe(y, tile_size=None, **kw))
+
+
+def test_unknown_options_and_bad_numbers_are_named(pipe, crops):
+    with pytest.raises(TypeError, match="num_inference_steps"):
+        pipe(crops[:1], num_inference_steps=3)
+    with pytest.raises(ValueError, match="num_samples"):
+        pipe(crops[:1], num_samples=2.5)
+    with pytest.raises(ValueError, match="tile_size"):
+        pipe(crops[:1], tile_size=16, tile_overlap=32)
+    with pytest.raises(ValueError, match="empty"):
+        pipe(crops[:0])
+    with pytest.raises(ValueError, match="transpose"):
+        pipe(crops[0].numpy())  # channels-first NumPy
+    torch.testing.assert_close(
+        quiet(pipe, crops[:1], t_stop="DO", generator=gens(1)), quiet(pipe, crops[:1], t_stop="do", generator=gens(1))
+    )
+
+
+def test_tensor_dtype_and_16_bit_pil_round_trip(pipe, crops):
+    y = pipe.degrade(crops[:1].double(), generator=gens(0))
+    assert y.dtype == torch.float64
+    out = quiet(pipe, y.requires_grad_(True), t_stop="do")
+    assert out.dtype == torch.float64 and out.device == y.device and not out.requires_grad
+    grey16 = Image.fromarray((crops[0].mean(0).numpy() * 65535).round().astype(np.uint16))
+    y16 = pipe.degrade(grey16, generator=gens(0))
+    assert y16.mode == "I;16" and y16.size == grey16.size
+    got, want = np.asarray(y16, dtype=np.float64) / 65535, crops[0].mean(0).numpy()
+    assert 0.3 < np.corrcoef(got.ravel(), want.ravel())[0, 1]  # the image, not a saturated block
+    out = quiet(pipe, Image.fromarray(crops[0].mul(255).byte().permute(1, 2, 0).numpy()), t_stop=0.0,
+                num_samples=2, generator=gens(1), return_dict=True)  # fmt: skip
+    assert isinstance(out.std, np.ndarray) and out.std.dtype == np.float32 and 0 < out.std.mean() < 0.5
+
+
+def test_inpainting_warns_off_its_training_size_and_shipped_models_are_not_overwritten(pipe, tmp_path):
+    ip = DiracPipeline.from_pretrained("inpaint_default")
+    with pytest.warns(DegradationMismatchWarning, match="trained on 32x32"):
+        ip(torch.rand(1, 1, 48, 48), t_stop="do", progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegradationMismatchWarning)
+        face = dataset_from_config(ip.state["data"], "test")[0][None]  # a 32x32 face, as trained
+        ip(ip.degrade(face, generator=gens(0)), t_stop="do", generator=gens(1))
+    from dirac.shipped import pretrained_dir
+
+    with pytest.raises(ValueError, match="shipped models"):
+        pipe.save_pretrained(pretrained_dir() / "blur_default", overwrite=True)

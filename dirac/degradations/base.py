@@ -24,6 +24,14 @@ TimeLike = float | Tensor
 GeneratorLike = torch.Generator | Sequence[torch.Generator] | None
 
 
+def check_generators(generators: Sequence[torch.Generator], n: int) -> list[torch.Generator]:
+    """A list of generators, one per image, or a clear error."""
+    gens = list(generators)
+    if len(gens) != n:
+        raise ValueError(f"got {len(gens)} generators for {n} images; pass one per image")
+    return gens
+
+
 def standard_normal(
     shape: Sequence[int], generator: GeneratorLike, device: torch.device | str, dtype: torch.dtype
 ) -> Tensor:
@@ -34,9 +42,7 @@ def standard_normal(
     """
     if generator is None or isinstance(generator, torch.Generator):
         return torch.randn(tuple(shape), generator=generator, device=device, dtype=dtype)
-    gens = list(generator)
-    if len(gens) != shape[0]:
-        raise ValueError(f"got {len(gens)} generators for a batch of {shape[0]} images; pass one per image")
+    gens = check_generators(generator, shape[0])
     one = (1, *shape[1:])
     return torch.cat([torch.randn(one, generator=g, device=device, dtype=dtype) for g in gens])
 

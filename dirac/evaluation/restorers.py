@@ -23,7 +23,7 @@ class SamplerRestorer(Restorer):
     """``ReverseSampler`` + model as a restorer. ``record_x0`` (None, ``"all"`` or grid indices) keeps
     ``x̂0(t_i)`` in ``extras["x0_trajectory"]``; ``extras`` also holds ``data_consistency`` ``(points, B)``
     and ``t_grid``. The generator (one, or a list with one per image) goes to the sampler unchanged, except for
-    images larger than ``tile_size`` without trajectory recording: those run as seeded overlapping tiles
+    images above ``tile_above`` pixels (default 256²) without trajectory recording: those run as seeded tiles
     (:func:`dirac.tiling.tiled_apply`), so memory stays bounded."""
 
     def __init__(
@@ -34,9 +34,10 @@ class SamplerRestorer(Restorer):
         record_x0: str | Sequence[int] | None = None,
         tile_size: int | None = 128,
         tile_overlap: int = 32,
+        tile_above: int | None = None,
     ) -> None:
         self.model = model
-        self.tile_size, self.tile_overlap = tile_size, tile_overlap
+        self.tile_size, self.tile_overlap, self.tile_above = tile_size, tile_overlap, tile_above
         self.sampler = sampler
         self.process = sampler.process
         self.name = name
@@ -53,7 +54,7 @@ class SamplerRestorer(Restorer):
 
     def __call__(self, y: Tensor, generator: GeneratorLike = None) -> Reconstruction:
         tile = self.tile_size if self.record_x0 is None else None
-        if needs_tiles(y.shape, tile, self.process.shift_invariant, self.process.kind):
+        if needs_tiles(y.shape, tile, self.process.shift_invariant, self.process.kind, self.tile_above):
             return self._tiled(y, generator)
         res = self.sampler(self.model, y, generator, record_x0=self.record_x0)  # type: ignore[arg-type]
         extras = {"data_consistency": res.data_consistency, "t_grid": res.t_grid}

@@ -40,7 +40,8 @@ def mismatch_message(ratios: Tensor, sigma_y: float, band: tuple[float, float] =
     cause = (
         "less noise than the model was trained for (it will over-smooth)"
         if all(r < lo for _, r in bad)
-        else "more noise than trained for, or another degradation (blur width, mask, resampling)"
+        else "more noise than trained for, or another operator (a mask, resampling or a much stronger blur; a "
+        "somewhat different blur width is usually not detected)"
     )
     return (
         f"{len(bad)} of {len(ratios)} measurements do not match the model's degradation: the data-consistency "
