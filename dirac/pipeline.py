@@ -192,7 +192,7 @@ class DiracPipeline:
     ) -> Any:
         """Reconstruct measurements ``images`` (same type back, or a :class:`DiracPipelineOutput` with
         ``return_dict=True``). ``sampler_settings``: steps, step, guidance, guidance_strength, output,
-        tile_size (None: never tile), tile_overlap, tile_batch, batch_size."""
+        tile_size (128; None: never tile), tile_above (pixels, default 256²), tile_overlap, tile_batch, batch_size."""
         if return_trajectory and not return_dict:
             raise ValueError("return_trajectory=True needs return_dict=True (the trajectory is in the output object)")
         if isinstance(num_samples, bool) or int(num_samples) != num_samples or num_samples < 1:
