@@ -201,12 +201,17 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _fingerprint(path: Path) -> dict[str, Any]:
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
-    return {"bytes": path.stat().st_size, "sha256": h.hexdigest()}
+    return h.hexdigest()
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    return {"bytes": path.stat().st_size, "sha256": file_sha256(path)}
 
 
 def point_last(checkpoints_dir: str | Path, target: str) -> Path:
@@ -289,12 +294,16 @@ def _load_tensors(path: Path, state: dict[str, Any] | None = None) -> dict[str, 
         raise CheckpointError(f"{path} is corrupt or truncated ({_short(e)}); {_FIX}") from None
 
 
+def weights_file(folder: str | Path, ema: bool = True) -> Path:
+    """The weights file sampling uses: ``ema.safetensors`` when present and asked for, else ``model.safetensors``."""
+    folder = Path(folder)
+    f = folder / "ema.safetensors"
+    return f if ema and f.is_file() else folder / "model.safetensors"
+
+
 def read_weights(folder: str | Path, ema: bool = True) -> dict[str, torch.Tensor]:
     """EMA weights when present and asked for, else the raw weights (safetensors, never unpickled)."""
-    folder = Path(folder)
-    state = read_state(folder)
-    f = folder / "ema.safetensors"
-    return _load_tensors(f if ema and f.is_file() else folder / "model.safetensors", state)
+    return _load_tensors(weights_file(folder, ema), read_state(folder))
 
 
 def verify_checkpoint(folder: str | Path, training: bool = False) -> dict[str, Any]:

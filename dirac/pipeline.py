@@ -27,9 +27,9 @@ from tqdm.auto import tqdm
 from .checkpoint import check_destination, write_checkpoint
 from .degradations import DegradationProcess
 from .degradations.base import GeneratorLike, check_generators
-from .factory import load_checkpoint
+from .factory import load_checkpoint, sampler_from_config
 from .image_types import check_range, to_tensors
-from .sampling import ReverseSampler, SamplerOutput, build_guidance
+from .sampling import ReverseSampler, SamplerOutput
 from .sampling.mismatch import DegradationMismatchWarning, consistency_ratios, warn_mismatch
 from .shipped import pretrained_dir, resolve_checkpoint
 from .stopping_choice import (
@@ -155,9 +155,7 @@ class DiracPipeline:
                 f"tile_size, tile_above, tile_overlap, tile_batch, batch_size"
             )
         settings.update({k: v for k, v in overrides.items() if v is not None})
-        guidance = build_guidance(settings["guidance"], float(settings["guidance_strength"]))
-        steps, step, output = int(settings["steps"]), settings["step"], settings["output"]
-        return ReverseSampler(self.process, steps=steps, step=step, guidance=guidance, t_stop=t, output=output)
+        return sampler_from_config(self.process, settings, t_stop=t)
 
     def _warn_untrained_sizes(self, batches: list[Tensor]) -> None:
         """A position-dependent degradation (a centred mask in pixels) is only what the model was trained for at

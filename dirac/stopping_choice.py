@@ -8,11 +8,11 @@ with a message saying how to re-choose, instead of silently using another model'
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
+from .checkpoint import file_sha256, weights_file
 from .io import write_json
 
 CHOICE_FILE = "early_stopping.json"
@@ -20,20 +20,9 @@ SAMPLER_KEYS = ("steps", "step", "guidance", "guidance_strength", "output")
 LABELS = ("do", "po")
 
 
-def weights_file(folder: str | Path, ema: bool = True) -> Path:
-    """The weights file sampling uses: ``ema.safetensors`` when present and asked for, else ``model.safetensors``."""
-    folder = Path(folder)
-    f = folder / "ema.safetensors"
-    return f if ema and f.is_file() else folder / "model.safetensors"
-
-
 def weights_fingerprint(folder: str | Path, ema: bool = True) -> str:
-    """``sha256:<first 16 hex digits>`` of the weights file sampling uses (see :func:`weights_file`)."""
-    h = hashlib.sha256()
-    with open(weights_file(folder, ema), "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return f"sha256:{h.hexdigest()[:16]}"
+    """``sha256:<first 16 hex digits>`` of the weights file sampling uses (:func:`dirac.checkpoint.weights_file`)."""
+    return f"sha256:{file_sha256(weights_file(folder, ema))[:16]}"
 
 
 def write_stopping_choice(path: str | Path, choice: dict[str, Any], fingerprint: str) -> Path:
