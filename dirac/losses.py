@@ -12,7 +12,8 @@ from .degradations.base import DegradationProcess, TimeLike, check_images
 Model = Callable[[Tensor, TimeLike], Tensor]
 """``Φθ(y_t, t) -> x̂0``: any callable taking images ``(B, C, H, W)`` and per-sample times ``(B,)``."""
 
-WEIGHTINGS = ("none", "inv_sigma2")
+WEIGHTINGS = ("none", "inv_sigma2", "edm")
+SIGMA_DATA = 0.25  # std of natural images in [0, 1] (EDM's sigma_data for the "edm" weighting)
 
 
 class IncrementalReconstructionLoss:
@@ -20,8 +21,8 @@ class IncrementalReconstructionLoss:
 
     ``Δt = 0`` is eq. 12 (reconstruct the current degradation); ``Δt = 1`` puts the loss on ``A_0``
     (the clean image when ``A_0 = I``); in between is eq. 14's look-ahead. ``w(t)`` is ``1`` or
-    ``1 / σ(t)²`` (the reference's choice). The squared error is averaged over pixels (not summed), so
-    the loss scale does not depend on the image size.
+    ``1 / σ(t)²`` (the reference's choice) or EDM's weighting (unconditional priors). The squared error is
+    averaged over pixels (not summed), so the loss scale does not depend on the image size.
     """
 
     def __init__(
@@ -46,7 +47,14 @@ class IncrementalReconstructionLoss:
         return 1.0 - u * (1.0 - self.t_min)
 
     def weight(self, t: Tensor) -> Tensor:
-        return self.process.sigma(t).pow(-2) if self.weighting == "inv_sigma2" else torch.ones_like(t)
+        """``1``, ``1/σ²``, or EDM's ``(σ² + σ_d²) / (σ σ_d)²`` (Karras et al. 2022, eq. 8 with c_out = σ): the
+        last gives every noise level about unit loss, which a prior trained over σ ∈ [0.005, 5] needs."""
+        if self.weighting == "none":
+            return torch.ones_like(t)
+        sigma2 = self.process.sigma(t).pow(2)
+        if self.weighting == "inv_sigma2":
+            return 1.0 / sigma2
+        return (sigma2 + SIGMA_DATA**2) / (sigma2 * SIGMA_DATA**2)
 
     def per_sample(self, model: Model, x0: Tensor, t: Tensor, y_t: Tensor) -> Tensor:
         """The weighted loss of each image for given times and noisy inputs (deterministic; ``(B,)``)."""

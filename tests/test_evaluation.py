@@ -16,12 +16,14 @@ from dirac.evaluation import (
     SamplerRestorer,
     TikhonovRestorer,
     run_restorer,
-    tune_lambda,
+    tune,
 )
 from dirac.evaluation.measurements import load_measurements
+from dirac.evaluation.methods import Resources
 from dirac.evaluation.runner import require_finite, run_mixed_sizes
 from dirac.evaluation.settings import stopping_points
-from dirac.evaluation.sweep import tune_baselines
+from dirac.evaluation.sweep import tune_methods
+from dirac.evaluation.tuning import params_label
 from dirac.metrics import psnr
 from dirac.metrics.registry import Metric, available_metrics, build_metric, register_metric
 from dirac.reconstruction import Reconstruction, Restorer
@@ -109,10 +111,11 @@ def test_shared_generator_is_batch_dependent_so_the_invariance_test_can_fail(dat
 
 def test_tuned_lambda_is_the_best_on_the_tuning_split(data):
     clean, y = data
-    tuned = tune_lambda(lambda lam: TikhonovRestorer(PROC, lam), clean, y, [1e-4, 1e-2, 1.0, 100.0])
-    assert tuned.scores[tuned.lam] == max(tuned.scores.values()) and len(tuned.scores) == 4
+    cands = [{"lam": lam} for lam in (1e-4, 1e-2, 1.0, 100.0)]
+    tuned = tune(lambda p: TikhonovRestorer(PROC, p["lam"]), cands, clean, y)
+    assert tuned.scores[params_label(tuned.params)] == max(tuned.scores.values()) and len(tuned.scores) == 4
     best = run_restorer(tuned.restorer, y, 6).output[:, 0]
-    assert float(psnr(best.clamp(0, 1), clean).mean()) == pytest.approx(tuned.scores[tuned.lam], abs=1e-4)
+    assert float(psnr(best.clamp(0, 1), clean).mean()) == pytest.approx(max(tuned.scores.values()), abs=1e-4)
 
 
 def test_baselines_are_tuned_on_validation_without_touching_test(data):
@@ -126,10 +129,11 @@ def test_baselines_are_tuned_on_validation_without_touching_test(data):
             raise AssertionError(f"tuning read the {split} split")
         return clean, y
 
-    restorers, scores = tune_baselines(["tikhonov"], PROC, load, "val", batch_size=6)
-    assert asked == ["val"] and restorers["tikhonov"].lam == max(scores["tikhonov"], key=scores["tikhonov"].get)
-    with pytest.raises(ValueError, match="unknown baseline"):
-        tune_baselines(["nope"], PROC, load, "val", batch_size=6)
+    restorers, tuned = tune_methods(["tikhonov"], Resources(PROC), load, "val", batch_size=6)
+    scores = tuned["tikhonov"].scores
+    assert asked == ["val"] and f"lam={restorers['tikhonov'].lam:.6g}" == max(scores, key=scores.get)
+    with pytest.raises(ValueError, match="unknown method"):
+        tune_methods(["nope"], Resources(PROC), load, "val", batch_size=6)
 
 
 def test_mixed_sizes_run_per_size_in_input_order():

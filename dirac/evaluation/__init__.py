@@ -3,7 +3,7 @@ methods, summarise and write outputs. ``sample.py`` is a thin CLI over these mod
 
 * :mod:`.restorers` — :class:`SamplerRestorer` (Dirac), :class:`TikhonovRestorer`, :class:`AdmmTvRestorer`
 * :mod:`.runner` — batches, samples per measurement, per-image noise, mixed image sizes
-* :mod:`.tuning` / :mod:`.methods` — λ tuned on the validation split; the registry of compared baselines
+* :mod:`.tuning` / :mod:`.methods` — hyper-parameters tuned on the validation split; the registry of compared methods
 * :mod:`.sweep` / :mod:`.compare` — DO/PO chosen on val, every method evaluated on test
 * :mod:`.summary`, :mod:`.write`, :mod:`.figures`, :mod:`.outputs` — summaries, images, figures, the manifest
 * :mod:`.settings`, :mod:`.measurements` — checked CLI values and measurement folders
@@ -16,10 +16,11 @@ from typing import Any
 
 # names -> submodule; imported on first use (PEP 562), so validating CLI values needs no network code
 _EXPORTS = {
-    "modes": "", "RunSettings": "compare", "compare": "compare", "BASELINES": "methods", "Baseline": "methods",
-    "register_baseline": "methods", "Context": "modes", "OutputFolder": "outputs", "AdmmTvRestorer": "restorers",
+    "modes": "", "RunSettings": "compare", "compare": "compare", "METHODS": "methods", "Method": "methods",
+    "register_method": "methods", "Resources": "methods", "Context": "modes", "OutputFolder": "outputs",
+    "AdmmTvRestorer": "restorers",
     "SamplerRestorer": "restorers", "TikhonovRestorer": "restorers", "RunResult": "runner",
-    "run_restorer": "runner", "check_settings": "settings", "tune_lambda": "tuning",
+    "run_restorer": "runner", "check_settings": "settings", "tune": "tuning",
 }  # fmt: skip
 __all__ = sorted(_EXPORTS)
 

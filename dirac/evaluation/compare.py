@@ -33,11 +33,13 @@ class RunSettings:
 
 
 def describe(restorer: Restorer) -> dict[str, Any]:
-    """The settings that identify a restorer's result (its name, t_stop, λ) for the summary."""
+    """The settings that identify a restorer's result (its name, t_stop, λ, hyper-parameters) for the summary."""
     info: dict[str, Any] = {"method": restorer.name}
     for key, attr in (("t_stop", "t_stop"), ("lambda", "lam")):
         if hasattr(restorer, attr):
             info[key] = float(getattr(restorer, attr))
+    if isinstance(getattr(restorer, "params", None), dict):
+        info["params"] = dict(restorer.params)
     return info
 
 

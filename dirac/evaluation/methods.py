@@ -1,43 +1,89 @@
-"""The methods compared in a sweep: the one place a new baseline plugs in.
+"""The methods compared with Dirac: the one place a peer plugs in.
 
-Each entry makes a restorer for a process and a λ, with the λ grid searched on the validation split. A new
-method = one :class:`Baseline` entry in :data:`BASELINES` (or :func:`register_baseline` from user code); the
-sweep then tunes it on val, evaluates it on test next to DO/PO, and adds its ``*_oracle`` row (λ picked on
-test itself: an upper bound, labelled as such, never used for a choice).
+A :class:`Method` builds a :class:`~dirac.reconstruction.Restorer` from :class:`Resources` (the measurement
+process, and the learned networks some peers need) and a dict of hyper-parameters. ``grid`` lists the values the
+``tune`` step searches **on the validation split** (the product of all lists; empty = nothing to tune); ``fixed``
+holds the settings that are not tuned (step counts: CPU-sized defaults, overridable). A new method = one entry in
+:data:`METHODS` (or :func:`register_method` from user code); sweeps and comparisons then tune it on val, evaluate
+it on test, and can add its ``NAME_oracle`` row (hyper-parameters picked on the evaluated images themselves: an
+upper bound, labelled as such, never used for a choice).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+import itertools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
 
 from ..baselines import TIKHONOV_LAMBDAS, TV_LAMBDAS
 from ..degradations import DegradationProcess
 from ..reconstruction import Restorer
 from .restorers import AdmmTvRestorer, TikhonovRestorer
 
+NEEDS = ("prior", "regressor")
+
+
+@dataclass
+class Resources:
+    """What a method is built from: the process whose ``A_1`` and ``σ_y`` made the measurements, the
+    unconditional prior (a ``Reconstructor`` trained on the identity process: a denoiser ``D(x, σ)``) and the
+    supervised regressor (a ``Reconstructor`` trained at t = 1 only). ``names`` records where they came from."""
+
+    process: DegradationProcess
+    prior: nn.Module | None = None
+    regressor: nn.Module | None = None
+    names: dict[str, str] = field(default_factory=dict)
+
 
 @dataclass(frozen=True)
-class Baseline:
-    """``make(process, λ) -> Restorer`` and the λ grid tuned over."""
+class Method:
+    """``make(resources, **params) -> Restorer``; ``grid`` tuned on val; ``fixed`` untuned settings."""
 
-    make: Callable[[DegradationProcess, float], Restorer]
-    lambdas: tuple[float, ...]
+    make: Callable[..., Restorer]
+    grid: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+    needs: tuple[str, ...] = ()
     description: str = ""
 
+    def candidates(self) -> list[dict[str, Any]]:
+        """Every combination of the grid's values (one empty dict when there is nothing to tune)."""
+        keys = list(self.grid)
+        return [dict(zip(keys, values, strict=True)) for values in itertools.product(*(self.grid[k] for k in keys))]
 
-BASELINES: dict[str, Baseline] = {
-    "tikhonov": Baseline(TikhonovRestorer, TIKHONOV_LAMBDAS, "Laplacian-regularised least squares (CG)"),
-    "admm_tv": Baseline(AdmmTvRestorer, TV_LAMBDAS, "isotropic TV by ADMM, 100 iterations"),
+    def build(self, resources: Resources, params: Mapping[str, Any] | None = None, name: str = "") -> Restorer:
+        """The restorer at ``fixed`` updated by ``params``; a missing network is a clear error."""
+        for need in self.needs:
+            if getattr(resources, need) is None:
+                raise ValueError(
+                    f"method {name or self.description!r} needs the {need} network; set compare.{need}= to a "
+                    f"checkpoint (e.g. the shipped ones listed in `python sample.py --help`)"
+                )
+        return self.make(resources, **{**self.fixed, **(params or {})})
+
+
+def _tikhonov(res: Resources, lam: float, regulariser: str = "laplacian") -> Restorer:
+    return TikhonovRestorer(res.process, lam, regulariser)
+
+
+def _admm_tv(res: Resources, lam: float, iterations: int = 100) -> Restorer:
+    return AdmmTvRestorer(res.process, lam, iterations)
+
+
+METHODS: dict[str, Method] = {
+    "tikhonov": Method(_tikhonov, {"lam": TIKHONOV_LAMBDAS}, description="Laplacian-regularised least squares (CG)"),
+    "admm_tv": Method(_admm_tv, {"lam": TV_LAMBDAS}, {"iterations": 100}, description="isotropic TV by ADMM"),
 }
 
 
-def register_baseline(name: str, baseline: Baseline) -> None:
-    """Add a method to every sweep's comparison (``sweep.baselines=[..., NAME]``)."""
-    BASELINES[name] = baseline
+def register_method(name: str, method: Method) -> None:
+    """Add a method to every comparison (``compare.methods=[..., NAME]``, ``sweep.baselines=[..., NAME]``)."""
+    METHODS[name] = method
 
 
-def get_baseline(name: str) -> Baseline:
-    if name not in BASELINES:
-        raise ValueError(f"unknown baseline {name!r} in sweep.baselines; choose from {sorted(BASELINES)}")
-    return BASELINES[name]
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose from {sorted(METHODS)}")
+    return METHODS[name]

@@ -23,11 +23,12 @@ from ..sampling.mismatch import consistency_ratios, warn_mismatch
 from ..stopping_choice import CHOICE_FILE, write_stopping_choice
 from .compare import RunSettings, SplitLoader, compare
 from .figures import column_name, comparison_grid, sweep_figures
+from .methods import Resources
 from .outputs import OutputFolder
 from .restorers import SamplerRestorer
 from .runner import require_finite, run_mixed_sizes, size_groups
 from .summary import measurement_summary, summarise
-from .sweep import dirac_points, make_choice, oracle_baselines, trajectory_curves, tune_baselines
+from .sweep import dirac_points, make_choice, oracle_methods, trajectory_curves, tune_methods
 from .write import write_measurements, write_reconstructions
 
 MEANING = {
@@ -138,11 +139,12 @@ def sweep(ctx: Context, sampler_cfg: dict, cfg: dict, perceptual: Metric, finger
     ctx.out.adopt([write_stopping_choice(ctx.out.root / CHOICE_FILE, choice, fingerprint)])
     ctx.out.json("sweep_curves.json", curves)
     names = list(cfg["sweep"].get("baselines") or [])
-    baselines, scores = tune_baselines(names, ctx.process, ctx.load, val_split, ctx.settings.batch_size)
+    resources = Resources(ctx.process)
+    baselines, tuned = tune_methods(names, resources, ctx.load, val_split, ctx.settings.batch_size, ctx.settings.seed)
     test_clean, test_y = ctx.load(test_split)
     methods = dirac_points(lambda t: ctx.make(t, sampler_cfg), choice, {"po": cfg["sweep"]["po_samples"]})
     methods.update({k: (r, 1) for k, r in baselines.items()})
-    oracles = oracle_baselines(names, ctx.process, test_clean, test_y, ctx.settings.batch_size)
+    oracles = oracle_methods(names, resources, test_clean, test_y, ctx.settings.batch_size, ctx.settings.seed)
     methods.update({k: (r, 1) for k, r in oracles.items()})
     summaries, outputs = compare(methods, test_clean, test_y, ctx.settings)
     for k in summaries:
@@ -154,9 +156,5 @@ def sweep(ctx: Context, sampler_cfg: dict, cfg: dict, perceptual: Metric, finger
         cap = f"split: {test_split} · checkpoint: {ctx.checkpoint} · DO/PO chosen on {val_split}"
         ctx.out.adopt(comparison_grid(ctx.out.root / "figures" / "samples", test_clean, test_y, dirac_outs, cap))
     test = {**summaries, "measurement": measurement_summary(test_y, test_clean, ctx.settings.metrics)}
-    return {"checkpoint": ctx.checkpoint, "choice": choice, "lambda_scores_on_val": _keys(scores),
+    return {"checkpoint": ctx.checkpoint, "choice": choice, "scores_on_val": {k: t.scores for k, t in tuned.items()},
             "test_split": test_split, "test": test, "meaning": {k: MEANING[k] for k in dirac_outs}}  # fmt: skip
-
-
-def _keys(scores: dict[str, dict[float, float]]) -> dict[str, dict[str, float]]:
-    return {name: {f"{lam:.6g}": v for lam, v in s.items()} for name, s in scores.items()}

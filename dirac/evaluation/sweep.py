@@ -12,14 +12,13 @@ import torch
 from torch import Tensor
 
 from ..analysis.early_stopping import choose_stopping_points, per_step_metrics, stack_trajectories
-from ..degradations import DegradationProcess
 from ..metrics.registry import Metric
 from ..reconstruction import Restorer
 from ..stopping_choice import SAMPLER_KEYS
 from .compare import RunSettings, SplitLoader
-from .methods import get_baseline
+from .methods import Resources, get_method
 from .restorers import SamplerRestorer
-from .tuning import tune_lambda
+from .tuning import Tuned, tune
 
 
 def trajectory_curves(
@@ -47,30 +46,33 @@ def make_choice(curves: dict[str, list[float]], sampler_cfg: dict[str, Any], **i
     return {**choice, **info}
 
 
-def tune_baselines(
-    names: Sequence[str], process: DegradationProcess, load: SplitLoader, split: str, batch_size: int
-) -> tuple[dict[str, Restorer], dict[str, dict[float, float]]]:
-    """Each named baseline with λ chosen on ``split`` (validation): ``load`` is only ever asked for ``split``."""
-    if not names:
+def tune_methods(
+    names: Sequence[str], resources: Resources, load: SplitLoader, split: str, batch_size: int, seed: int = 0
+) -> tuple[dict[str, Restorer], dict[str, Tuned]]:
+    """Each named method with its hyper-parameters chosen on ``split`` (validation): ``load`` is only ever asked
+    for ``split``. Returns ``({name: restorer}, {name: Tuned})``."""
+    methods = {name: get_method(name) for name in names}  # unknown names refused before any work
+    if not methods:
         return {}, {}
     clean, y = load(split)
-    restorers, scores = {}, {}
-    for name in names:
-        b = get_baseline(name)
-        tuned = tune_lambda(lambda lam, b=b: b.make(process, lam), clean, y, b.lambdas, batch_size)
-        restorers[name], scores[name] = tuned.restorer, tuned.scores
-    return restorers, scores  # type: ignore[return-value]
+    restorers, tuned = {}, {}
+    for name, m in methods.items():
+        t = tune(lambda p, m=m, name=name: m.build(resources, p, name), m.candidates(), clean, y, batch_size, seed=seed)
+        restorers[name], tuned[name] = t.restorer, t
+    return restorers, tuned  # type: ignore[return-value]
 
 
-def oracle_baselines(
-    names: Sequence[str], process: DegradationProcess, clean: Tensor, y: Tensor, batch_size: int
+def oracle_methods(
+    names: Sequence[str], resources: Resources, clean: Tensor, y: Tensor, batch_size: int, seed: int = 0
 ) -> dict[str, Restorer]:
-    """``NAME_oracle``: λ picked on the evaluated images themselves (an upper bound, reported, never chosen)."""
+    """``NAME_oracle``: hyper-parameters picked on the evaluated images themselves (an upper bound, reported,
+    never chosen). Methods with nothing to tune have no oracle row."""
     out = {}
     for name in names:
-        b = get_baseline(name)
-        tuned = tune_lambda(lambda lam, b=b: b.make(process, lam), clean, y, b.lambdas, batch_size)
-        out[f"{name}_oracle"] = tuned.restorer
+        m = get_method(name)
+        if m.grid:
+            t = tune(lambda p, m=m, n=name: m.build(resources, p, n), m.candidates(), clean, y, batch_size, seed=seed)
+            out[f"{name}_oracle"] = t.restorer
     return out  # type: ignore[return-value]
 
 

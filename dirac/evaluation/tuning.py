@@ -1,13 +1,15 @@
-"""Choose a baseline's λ on the validation split (never on the images it is evaluated on).
+"""Choose a method's hyper-parameters on the validation split (never on the images it is evaluated on).
 
-``tune_lambda`` runs ``make(λ)`` for every λ of a grid on validation pairs ``(clean, y)`` and keeps the λ with
-the best mean PSNR there; the test split is only touched afterwards, by the evaluation, with that λ fixed.
+:func:`tune` runs ``make(params)`` for every candidate on validation pairs ``(clean, y)`` and keeps the candidate
+with the best mean metric (default PSNR) there; the test split is only touched afterwards, by the evaluation,
+with those hyper-parameters fixed. Stochastic methods run with the given seed, so the choice is repeatable.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from torch import Tensor
 
@@ -16,35 +18,44 @@ from ..reconstruction import Restorer
 from .runner import run_restorer
 
 
+def params_label(params: Mapping[str, Any]) -> str:
+    """``"lam=0.01,steps=20"``: a candidate as a JSON key (empty for a method with nothing to tune)."""
+    return ",".join(f"{k}={v:.6g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
 @dataclass
 class Tuned:
-    """The chosen λ, the score of every λ tried (mean metric on the tuning split), and the restorer at λ."""
+    """The chosen hyper-parameters, the score of every candidate tried (mean metric on the tuning split, keyed by
+    :func:`params_label`), and the restorer built with the chosen ones."""
 
-    lam: float
-    scores: dict[float, float] = field(default_factory=dict)
+    params: dict[str, Any]
+    scores: dict[str, float] = field(default_factory=dict)
     restorer: Restorer | None = None
 
 
-def tune_lambda(
-    make: Callable[[float], Restorer],
+def tune(
+    make: Callable[[dict[str, Any]], Restorer],
+    candidates: Sequence[Mapping[str, Any]],
     clean: Tensor,
     y: Tensor,
-    lambdas: Iterable[float],
     batch_size: int = 64,
     metric: Metric | None = None,
+    seed: int = 0,
 ) -> Tuned:
-    """``argmax_λ mean metric(make(λ)(y), clean)`` over ``lambdas`` (default metric PSNR; ties keep the first)."""
+    """``argmax_p mean metric(make(p)(y), clean)`` over ``candidates`` (ties keep the first listed)."""
     metric = metric or build_metric("psnr")
     sign = 1.0 if metric.higher_is_better else -1.0
     best: Tuned | None = None
-    scores: dict[float, float] = {}
-    for lam in lambdas:
-        restorer = make(float(lam))
-        out = run_restorer(restorer, y, batch_size).output[:, 0]
-        scores[float(lam)] = metric.mean(out, clean)
-        if best is None or sign * scores[float(lam)] > sign * scores[best.lam]:
-            best = Tuned(float(lam), restorer=restorer)
+    best_score = -float("inf")
+    scores: dict[str, float] = {}
+    for params in candidates:
+        restorer = make(dict(params))
+        out = run_restorer(restorer, y, batch_size, seed=seed, per_image_noise=True).output[:, 0]
+        score = metric.mean(out, clean)
+        scores[params_label(params)] = score
+        if best is None or sign * score > best_score:
+            best, best_score = Tuned(dict(params), restorer=restorer), sign * score
     if best is None:
-        raise ValueError("the λ grid is empty; give at least one λ")
+        raise ValueError("nothing to tune over: give at least one candidate")
     best.scores = scores
     return best

@@ -27,7 +27,12 @@ class Reconstructor(nn.Module):
         return int(getattr(getattr(self.net, "config", None), "downsample_factor", 1))
 
     def forward(self, y: Tensor, t: TimeLike) -> Tensor:
-        sigma = self.noise(batch_times(t, y.shape[0], y))
+        return self.at_sigma(y, self.noise(batch_times(t, y.shape[0], y)))
+
+    def at_sigma(self, y: Tensor, sigma: TimeLike) -> Tensor:
+        """``net(y, σ)`` for a noise level given directly (a denoiser ``D(x, σ)`` when trained on the identity
+        process: the unconditional prior of DPS, DDRM and DiffPIR), with the same padding as :meth:`forward`."""
+        sigma = batch_times(sigma, y.shape[0], y)
         if self.multiple == 1:
             return self.net(y, sigma)
         padded, box = pad_to_multiple(y, self.multiple)
