@@ -19,8 +19,10 @@ from typing import Any
 from torch import nn
 
 from ..baselines import TIKHONOV_LAMBDAS, TV_LAMBDAS
+from ..baselines.wiener import WIENER_NSR
 from ..degradations import DegradationProcess
 from ..reconstruction import Restorer
+from .peer_restorers import DdrmRestorer, DiffPirRestorer, DpsRestorer, RegressorRestorer, WienerRestorer
 from .restorers import AdmmTvRestorer, TikhonovRestorer
 
 NEEDS = ("prior", "regressor")
@@ -72,10 +74,41 @@ def _admm_tv(res: Resources, lam: float, iterations: int = 100) -> Restorer:
     return AdmmTvRestorer(res.process, lam, iterations)
 
 
+def _wiener(res: Resources, nsr: float) -> Restorer:
+    return WienerRestorer(res.process, nsr)
+
+
+def _ddrm(res: Resources, **params: Any) -> Restorer:
+    return DdrmRestorer(res.process, res.prior, **params)
+
+
+def _diffpir(res: Resources, **params: Any) -> Restorer:
+    return DiffPirRestorer(res.process, res.prior, **params)
+
+
+def _dps(res: Resources, **params: Any) -> Restorer:
+    return DpsRestorer(res.process, res.prior, **params)
+
+
+def _regressor(res: Resources) -> Restorer:
+    return RegressorRestorer(res.process, res.regressor)  # type: ignore[arg-type]
+
+
+# Step counts are CPU-sized defaults (papers: DDRM 20, DiffPIR 20-100, DPS 1000); override with
+# compare.overrides.<method>.steps=N. Grids span each paper's recommended value.
 METHODS: dict[str, Method] = {
+    "wiener": Method(_wiener, {"nsr": WIENER_NSR}, description="Wiener filter, constant NSR, exact SVD basis"),
     "tikhonov": Method(_tikhonov, {"lam": TIKHONOV_LAMBDAS}, description="Laplacian-regularised least squares (CG)"),
     "admm_tv": Method(_admm_tv, {"lam": TV_LAMBDAS}, {"iterations": 100}, description="isotropic TV by ADMM"),
-}
+    "ddrm": Method(_ddrm, {"eta": (0.5, 0.7, 0.85, 1.0)}, {"steps": 20, "eta_b": 1.0}, ("prior",),
+                   "DDRM (Kawar et al. 2022), exact SVD, unconditional prior"),
+    "diffpir": Method(_diffpir, {"lam": (1.0, 3.0, 7.0, 20.0), "zeta": (0.1, 0.3, 0.6, 1.0)}, {"steps": 20},
+                      ("prior",), "DiffPIR (Zhu et al. 2023), exact proximal step, unconditional prior"),
+    "dps": Method(_dps, {"zeta": (0.1, 0.3, 1.0, 3.0)}, {"steps": 100}, ("prior",),
+                  "DPS (Chung et al. 2023), unconditional prior, forward + backward per step"),
+    "regressor": Method(_regressor, needs=("regressor",),
+                        description="supervised regressor: same NCSN++ trained on (y, x) at t = 1 (MSE)"),
+}  # fmt: skip
 
 
 def register_method(name: str, method: Method) -> None:
