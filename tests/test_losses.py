@@ -59,3 +59,26 @@ def test_times_are_in_half_open_unit_interval():
     proc = GaussianBlurProcess(0.3, 2.0)
     t = IncrementalReconstructionLoss(proc).sample_times(10000, torch.zeros(1), torch.Generator().manual_seed(0))
     assert t.min() > 0 and t.max() <= 1 and abs(t.mean().item() - 0.5) < 0.02
+
+
+def test_edm_weighting_gives_every_noise_level_about_unit_loss():
+    """With the EDM weight, both the do-nothing predictor x̂ = y (error σ²) at small σ and the mean predictor
+    (error ≈ data variance σ_d²) at large σ score about 1 — neither end of a wide σ range dominates the loss."""
+    from dirac.degradations import IdentityProcess
+    from dirac.degradations.noise import GeometricNoiseSchedule
+    from dirac.losses import SIGMA_DATA
+
+    proc = IdentityProcess(GeometricNoiseSchedule(0.005, 5.0))
+    loss = IncrementalReconstructionLoss(proc, delta_t=1.0, weighting="edm")
+    t = torch.tensor([0.0, 1.0])
+    sigma = proc.sigma(t)
+    w = loss.weight(t)
+    assert float(w[0] * sigma[0] ** 2) == pytest.approx(1.0, rel=0.01)  # small σ: x̂ = y costs σ²
+    assert float(w[1] * SIGMA_DATA**2) == pytest.approx(1.0, rel=0.01)  # large σ: x̂ = mean costs σ_d²
+
+
+def test_t_min_one_trains_at_the_final_severity_only():
+    """The supervised regressor's loss (t_min = 1): every sampled time is exactly 1."""
+    loss = IncrementalReconstructionLoss(GaussianBlurProcess(0.3, 2.0), delta_t=1.0, weighting="none", t_min=1.0)
+    t = loss.sample_times(64, torch.zeros(1), torch.Generator().manual_seed(0))
+    assert torch.equal(t, torch.ones(64))
