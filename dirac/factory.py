@@ -155,6 +155,29 @@ def schedule_from_config(process: DegradationProcess, images: torch.Tensor, cfg:
     )
 
 
+ROLES = ("dirac", "prior", "regressor")
+
+
+def checkpoint_role(state: dict[str, Any]) -> str:
+    """What a checkpoint is: ``prior`` (trained on the identity process: an unconditional denoiser for the peers),
+    ``regressor`` (trained at t = 1 only: ``loss.t_min = 1``) or ``dirac`` (a DiracDiffusion reconstruction model)."""
+    if state.get("process", {}).get("kind") == "identity":
+        return "prior"
+    loss = (state.get("config") or {}).get("loss") or {}
+    return "regressor" if float(loss.get("t_min", 0.0) or 0.0) >= 1.0 else "dirac"
+
+
+def require_role(state: dict[str, Any], role: str, name: str, key: str = "checkpoint") -> None:
+    """Refuse a checkpoint of another role with a one-line reason naming it and what to do instead."""
+    found = checkpoint_role(state)
+    if found == role:
+        return
+    use = {"prior": "it is the unconditional prior of the peers: pass it as compare.prior",
+           "regressor": "it is the supervised regressor peer: pass it as compare.regressor",
+           "dirac": "it is a DiracDiffusion model: pass it as checkpoint="}[found]  # fmt: skip
+    raise ValueError(f"{key}={name} is not a {role} checkpoint ({use})")
+
+
 def load_checkpoint(folder: str | Path, ema: bool = True, device: str | torch.device = "cpu"):
     """``(Reconstructor in eval mode, process with its stored schedule, state dict)`` from a checkpoint folder
     or the name of a shipped model."""

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .checkpoint import check_destination, write_checkpoint
 from .degradations import DegradationProcess
 from .degradations.base import GeneratorLike, check_generators
-from .factory import load_checkpoint, sampler_from_config
+from .factory import load_checkpoint, require_role, sampler_from_config
 from .image_types import check_range, to_tensors
 from .sampling import ReverseSampler, SamplerOutput
 from .sampling.mismatch import DegradationMismatchWarning, consistency_ratios, warn_mismatch
@@ -87,6 +87,7 @@ class DiracPipeline:
         """Load a shipped model by name (``blur_default``, ``inpaint_default``) or a checkpoint folder."""
         folder = resolve_checkpoint(name_or_path)
         model, process, state = load_checkpoint(folder, ema=ema, device=device)
+        require_role(state, "dirac", str(name_or_path), key="from_pretrained")
         choice, problem = None, None
         try:
             choice = load_stopping_choice(folder / CHOICE_FILE, weights_fingerprint(folder, ema))

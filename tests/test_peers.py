@@ -210,3 +210,17 @@ def test_learned_peers_are_data_consistent_with_a_good_prior(name, process):
 def test_a_peer_without_its_network_is_refused_with_the_key_to_set():
     with pytest.raises(ValueError, match="needs the prior network.*compare.prior"):
         METHODS["ddrm"].build(Resources(BLUR), {}, "ddrm")
+
+
+def test_checkpoint_roles_are_told_apart_and_a_prior_is_refused_as_a_dirac_model():
+    from dirac.factory import checkpoint_role, require_role
+
+    dirac = {"process": {"kind": "blur"}, "config": {"loss": {"t_min": 0.001}}}
+    prior = {"process": {"kind": "identity"}, "config": {"loss": {"t_min": 0.001}}}
+    regressor = {"process": {"kind": "blur"}, "config": {"loss": {"t_min": 1.0}}}
+    assert [checkpoint_role(s) for s in (dirac, prior, regressor)] == ["dirac", "prior", "regressor"]
+    require_role(dirac, "dirac", "x")
+    with pytest.raises(ValueError, match="checkpoint=p is not a dirac checkpoint.*compare.prior"):
+        require_role(prior, "dirac", "p")
+    with pytest.raises(ValueError, match="compare.regressor"):
+        require_role(regressor, "dirac", "r")

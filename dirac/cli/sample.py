@@ -80,11 +80,12 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
     device = pick_device(str(cfg["device"]))
     from dirac.evaluation import Context, OutputFolder, RunSettings, SamplerRestorer, modes
     from dirac.evaluation.measurements import load_measurements
-    from dirac.factory import load_checkpoint, sampler_from_config
+    from dirac.factory import load_checkpoint, require_role, sampler_from_config
     from dirac.metrics.registry import build_metric
 
     folder = resolve_checkpoint(cfg["checkpoint"])
     model, process, state = load_checkpoint(folder, ema=cfg["ema"], device=device)
+    require_role(state, "dirac", str(cfg["checkpoint"]))
     check_degradation(cfg.get("degradation"), process, cfg["checkpoint"])
     opts = {"lpips_net": cfg["lpips_net"], "lpips_weights": cfg["lpips_weights"]}
     settings = RunSettings(cfg["batch_size"], cfg["seed"], cfg["per_image_noise"], device,
