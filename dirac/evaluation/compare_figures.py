@@ -80,7 +80,13 @@ def psnr_vs_nfe(path: Path, rows: Sequence[Mapping[str, Any]], caption: str) -> 
             if r["nfe"] > 0:
                 ax.scatter([r["nfe"]], [r["psnr"]], zorder=3, label=r["method"], **_point_style(k, r["oracle"]))
             else:
-                ax.axhline(r["psnr"], ls="--", lw=0.9, color=line_colour(k), label=f"{r['method']} (NFE 0)")
+                ax.axhline(
+                    r["psnr"],
+                    ls=":" if r["oracle"] else "--",
+                    lw=0.9,
+                    color=line_colour(k),
+                    label=f"{r['method']} (NFE 0)",
+                )
         ax.set_xscale("log")
         if not learned:
             ax.set_xlim(0.5, 2000)
