@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import smooth_images
-from helpers import assert_one_line, run, tiny_training
+from helpers import assert_one_line, tiny_training
 
 from dirac.evaluation.compare_mode import only_split, tune_peers
 from dirac.evaluation.intervals import bootstrap_mean, bootstrap_set
@@ -23,6 +23,18 @@ ROW_KEYS = {"method", "psnr", "psnr_ci", "ssim", "ssim_ci", "perceptual", "perce
             "wall_s", "images_per_s", "data_consistency", "params", "oracle", "description"}  # fmt: skip
 
 
+def train_tiny(out: Path, overrides: list[str]) -> Path:
+    """A seconds-long training in this process (``dirac.cli.train.run``; no interpreter start-up)."""
+    from hydra import compose, initialize_config_module
+
+    from dirac.cli.train import run as train_run
+
+    with initialize_config_module("dirac.configs", version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    train_run(cfg, out, record=False)
+    return out / "checkpoints" / "last"
+
+
 @pytest.fixture(scope="module")
 def ckpts(tmp_path_factory) -> dict[str, Path]:
     """A tiny Dirac blur model, a tiny prior (identity process) and a tiny regressor with another σ_y."""
@@ -31,7 +43,7 @@ def ckpts(tmp_path_factory) -> dict[str, Path]:
             "regressor": tiny_training(experiment="regressor_blur", degradation__noise__sigma_max=0.1)}  # fmt: skip
     for name, args in runs.items():
         overrides = [a for a in args if not a.startswith("schedule.")] if name != "dirac" else args
-        run("train.py", *overrides, *FAST, f"hydra.run.dir={root / name}")
+        train_tiny(root / name, [*overrides, *FAST])
     return {k: root / k / "checkpoints" / "last" for k in runs}
 
 
@@ -102,22 +114,35 @@ def test_resources_load_and_mismatches_are_refused(ckpts):
     assert_one_line(str(e.value), "channels")
 
 
+def sample(tmp: Path, name: str, *overrides: str) -> dict:
+    """``run()`` of the sample CLI in this process (no interpreter start-up): the composed config, checked."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from dirac.cli.sample import run as sample_run
+
+    with initialize_config_module("dirac.configs", version_base="1.3"):
+        cfg = OmegaConf.to_container(compose("sample", overrides=list(overrides)), resolve=True)
+    return sample_run(cfg, tmp / name, "sample.log")
+
+
 def test_compare_end_to_end_and_refusals(ckpts, tmp_path):
-    ckpt = ckpts["dirac"]
-    common = [f"checkpoint={ckpt}", "num_images=4", "sampler.steps=4", "batch_size=4"]
-    run(
-        "sample.py",
-        *common,
-        "mode=sweep",
-        "sweep.baselines=[]",
-        "sweep.po_samples=1",
-        f"hydra.run.dir={tmp_path / 's'}",
-    )
+    common = [f"checkpoint={ckpts['dirac']}", "num_images=4", "sampler.steps=4", "batch_size=4", "device=cpu"]
+    sample(tmp_path, "s", *common, "mode=sweep", "sweep.baselines=[]", "sweep.po_samples=1")
     out = tmp_path / "c"
-    run("sample.py", *common, "mode=compare", "compare.methods=[tikhonov]", "compare.oracle=[tikhonov]",
-        "compare.bootstrap=20", "compare.grid_images=3", f"choice={tmp_path / 's' / 'early_stopping.json'}",
-        f"hydra.run.dir={out}")  # fmt: skip
+    summary = sample(
+        tmp_path,
+        "c",
+        *common,
+        "mode=compare",
+        "compare.methods=[tikhonov]",
+        "compare.oracle=[tikhonov]",
+        "compare.bootstrap=20",
+        "compare.grid_images=3",
+        f"choice={tmp_path / 's' / 'early_stopping.json'}",
+    )
     doc = json.loads((out / "compare.json").read_text())
+    assert doc == json.loads(json.dumps(summary))
     assert doc["split"] == "test" and doc["tuned_on"] == "val" and doc["num_images"] == 4
     rows = {r["method"]: r for r in doc["rows"]}
     assert {"dirac_do", "dirac_po", "tikhonov", "tikhonov_oracle", "measurement"} <= set(rows)
@@ -127,16 +152,22 @@ def test_compare_end_to_end_and_refusals(ckpts, tmp_path):
             lo, hi = r[f"{key}_ci"]
             assert math.isfinite(r[key]) and lo <= r[key] <= hi
     assert rows["tikhonov_oracle"]["oracle"] and not rows["tikhonov"]["oracle"] and rows["dirac_do"]["nfe"] > 0
-    assert set(doc["skipped"]) == set() and doc["notes"]  # no prior/regressor for a path checkpoint: noted
+    assert doc["skipped"] == {} and doc["notes"]  # no default prior/regressor for a checkpoint path: noted
     for fig in ("compare_images", "perception_distortion", "psnr_vs_nfe"):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 1000
     assert "tikhonov" in (out / "compare.md").read_text()
+    listed = json.loads((out / "manifest.json").read_text())["files"]
+    assert {"compare.json", "compare.md", "tuned.yaml", "figures/psnr_vs_nfe.png"} <= set(listed)
     tuned = yaml.safe_load((out / "tuned.yaml").read_text())
     assert tuned["split"] == "val" and "lam" in tuned["methods"]["tikhonov"]["params"]
     tuned["process"]["noise"]["sigma_max"] = 0.2  # tuned for another σ_y
     other = tmp_path / "other.yaml"
     other.write_text(yaml.safe_dump(tuned))
-    res = run("sample.py", *common, "mode=compare", "compare.methods=[tikhonov]", f"compare.tuned={other}",
-              f"hydra.run.dir={tmp_path / 'bad'}", check=False)  # fmt: skip
-    assert res.returncode != 0
-    assert_one_line(res.stderr.strip().splitlines()[-1], "error", "tuned for", "mode=tune")
+    one = [*common, "mode=compare", "compare.oracle=[tikhonov]"]
+    with pytest.raises(ValueError) as e:
+        sample(tmp_path, "bad", *one, "compare.methods=[tikhonov]", f"compare.tuned={other}")
+    assert_one_line(str(e.value), "tuned for", "mode=tune")
+    with pytest.raises(ValueError) as e:
+        sample(tmp_path, "bad2", *one, "compare.methods=[tikhonov,nonsense]")
+    assert_one_line(str(e.value), "compare.methods", "nonsense", "known methods")
+    assert not (tmp_path / "bad2").exists()  # refused before any output was written

@@ -25,7 +25,9 @@ def image_rows(path: Path, rows: Mapping[str, Tensor], titles: Mapping[str, str]
             for c in range(k):
                 img, ax = imgs[c].clamp(0, 1), axes[r][c]
                 grey = img.shape[0] == 1
-                ax.imshow(img[0] if grey else img.permute(1, 2, 0), cmap="gray" if grey else None, vmin=0, vmax=1)
+                ax.imshow(
+                    (img[0] if grey else img.permute(1, 2, 0)).numpy(), cmap="gray" if grey else None, vmin=0, vmax=1
+                )
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.grid(False)
