@@ -110,7 +110,8 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
         from dirac.evaluation.peers import setup_peers
 
         channels = int(state["model"]["channels"])
-        peers = setup_peers(cfg["compare"], str(cfg["checkpoint"]), process, channels, device, cfg["ema"])
+        ccfg = {**cfg["compare"], "oracle": cfg["compare"]["oracle"] if cfg["mode"] == "compare" else []}
+        peers = setup_peers(ccfg, str(cfg["checkpoint"]), process, channels, device, cfg["ema"])
     out = OutputFolder(out_dir, ignore=[job_log])
     removed = out.prepare(cfg["overwrite"])
     if removed:

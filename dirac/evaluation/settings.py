@@ -108,7 +108,7 @@ def check_compare(c: dict[str, Any]) -> dict[str, Any]:
         c.setdefault(key, "auto")
     overrides = c.get("overrides") or {}
     if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
-        raise ValueError(f"compare.overrides must map a method to its settings (compare.overrides.dps.steps=1000), "
+        raise ValueError(f"compare.overrides must map a method to its settings (+compare.overrides.dps.steps=1000), "
                          f"got {overrides!r}")  # fmt: skip
     c["overrides"] = overrides
     c["trajectory"] = as_bool(c.get("trajectory", True), "compare.trajectory")
