@@ -124,10 +124,15 @@ def peer_restorers(peers: Peers, tuned: dict[str, Any]) -> dict[str, tuple[Resto
     return out
 
 
-def oracle_restorers(peers: Peers, clean: Tensor, y: Tensor, batch_size: int, seed: int) -> dict[str, tuple]:
-    """``NAME_oracle``: tuned on the evaluated images (an upper bound); methods with nothing to tune have none."""
+def oracle_restorers(
+    peers: Peers, tuned: dict[str, Any], clean: Tensor, y: Tensor, batch_size: int, seed: int
+) -> dict[str, tuple]:
+    """``NAME_oracle``: tuned on the evaluated images (an upper bound), at the same fixed settings as the tuned
+    row; methods with nothing to tune have none."""
     out = {}
     for name, m in peers.oracle.items():
+        entry = tuned["methods"].get(name) or {}
+        m = dataclasses.replace(m, fixed={**m.fixed, **(entry.get("fixed") or {}), **peers.overrides.get(name, {})})
         if m.grid:
             t = tune(lambda p, m=m, n=name: m.build(peers.resources, p, n), m.candidates(), clean, y, batch_size,
                      seed=seed)  # fmt: skip
@@ -167,7 +172,7 @@ def compare_mode(
     clean, y = ctx.load(splits[1])
     s, boot = ctx.settings, int(ccfg.get("bootstrap", 1000))
     entries = {**dirac_restorers(ctx, points), **peer_restorers(peers, tuned)}
-    entries.update(oracle_restorers(peers, clean, y, s.batch_size, s.seed))
+    entries.update(oracle_restorers(peers, tuned, clean, y, s.batch_size, s.seed))
     summaries, outs = compare(
         {k: (r, 1) for k, (r, _) in entries.items()}, clean, y, dataclasses.replace(s, metrics=[])
     )
