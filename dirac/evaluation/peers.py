@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ def with_overrides(name: str, method: Method, overrides: Mapping[str, Any] | Non
                 f"compare.overrides.{name}.{key}: {key} is tuned on val (grid {list(method.grid[key])}); "
                 f"override only fixed settings ({', '.join(method.fixed) or 'none'})"
             )
-    return Method(method.make, method.grid, {**method.fixed, **overrides}, method.needs, method.description)
+    return dataclasses.replace(method, fixed={**method.fixed, **overrides})  # keeps any field the lead adds
 
 
 def _resource_name(value: Any, kind: str, checkpoint: str, notes: list[str]) -> str | None:
