@@ -4,6 +4,8 @@
     python sample.py sampler.t_stop=0.25 samples_per_measurement=4 metrics=[psnr,ssim]
     python sample.py measurements=/path/to/my/blurry/pngs
     python sample.py mode=sweep                        # choose DO/PO on val, evaluate them and baselines on test
+    python sample.py mode=tune                         # tune the peers (compare.methods) on val: tuned.yaml
+    python sample.py mode=compare num_images=64        # Dirac DO/PO and the tuned peers on test: compare.json/.md
 
 The logic lives in :mod:`dirac.evaluation`; this file only turns the Hydra config into its calls.
 """
@@ -100,18 +102,26 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
         if sampler_cfg["t_stop"] not in ("auto", 0, 0.0):
             raise ValueError("mode=sweep explores every t_stop itself; leave sampler.t_stop at auto (or 0)")
         perceptual = build_metric(cfg["sweep"]["perceptual"], **opts)
-    else:
+    elif cfg["mode"] != "tune":
         choice_path = Path(cfg["choice"]) if cfg["choice"] else folder / CHOICE_FILE
         points = stopping_points(sampler_cfg, choice_path, fingerprint)
         if cfg["measurements"]:
             ys, names = load_measurements(cfg["measurements"], int(state["model"]["channels"]), cfg["num_images"])
+    if cfg["mode"] in ("tune", "compare"):  # methods, networks and overrides checked before any output is written
+        from dirac.evaluation.peers import setup_peers
+
+        channels = int(state["model"]["channels"])
+        ccfg = {**cfg["compare"], "oracle": cfg["compare"]["oracle"] if cfg["mode"] == "compare" else []}
+        peers = setup_peers(ccfg, str(cfg["checkpoint"]), process, channels, device, cfg["ema"])
     out = OutputFolder(out_dir, ignore=[job_log])
     removed = out.prepare(cfg["overwrite"])
     if removed:
         log.info("overwrite=true: removed %d files of the previous run (listed in its manifest)", len(removed))
     ctx = Context(make, process, split_loader(cfg, state, process), settings, out, str(cfg["checkpoint"]),
                   cfg["save_images"])  # fmt: skip
-    if cfg["mode"] == "sweep":
+    if cfg["mode"] in ("tune", "compare"):
+        summary = peer_mode(cfg, ctx, peers, points if cfg["mode"] == "compare" else {}, opts)
+    elif cfg["mode"] == "sweep":
         summary = modes.sweep(ctx, {**sampler_cfg, "t_stop": 0.0}, cfg, perceptual, fingerprint)
     elif cfg["measurements"]:
         summary = modes.reconstruct_folder(ctx, ys, names, points, cfg["samples_per_measurement"])
@@ -122,8 +132,33 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
     return summary
 
 
+def peer_mode(cfg: dict[str, Any], ctx: Any, peers: Any, points: dict, opts: dict[str, Any]) -> dict[str, Any]:
+    """``mode=tune`` (peers tuned on ``sweep.split``) or ``mode=compare`` (everything evaluated on ``split``)."""
+    from dirac.evaluation import compare_mode
+    from dirac.metrics.registry import build_metric
+
+    val = cfg["sweep"]["split"]
+    if cfg["mode"] == "tune":
+        return compare_mode.tune_mode(ctx, peers, val)
+    metrics = {"psnr": build_metric("psnr"), "ssim": build_metric("ssim"),
+               "perceptual": build_metric(cfg["sweep"]["perceptual"], **opts)}  # fmt: skip
+    return compare_mode.compare_mode(ctx, peers, cfg["compare"], (val, cfg["split"]), points, metrics)
+
+
 def report(summary: dict[str, Any], out_dir: Path) -> None:
     """Print what each output is: one line per stopping point / method with its main figures."""
+    if "rows" in summary:  # mode=compare
+        from dirac.evaluation.compare_table import markdown_table
+
+        print("\n".join(markdown_table(summary["rows"])))
+        print(f"split {summary['split']}, tuned on {summary['tuned_on']}; outputs in {out_dir} (compare.json, "
+              f"compare.md, figures/)")  # fmt: skip
+        return
+    if "methods" in summary and "process" in summary:  # mode=tune
+        for name, m in summary["methods"].items():
+            print(f"{name:>16}: {json.dumps(m['params'])}")
+        print(f"tuned on {summary['split']} ({summary['num_images']} images); {out_dir}/tuned.yaml")
+        return
     rows = summary.get("points") or summary.get("test") or {}
     for label, s in rows.items():
         figures = {k: s[k] for k in ("t_stop", "lambda", "psnr", "ssim", "swd", "data_consistency") if k in s}

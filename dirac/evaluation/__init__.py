@@ -5,6 +5,8 @@ methods, summarise and write outputs. ``sample.py`` is a thin CLI over these mod
 * :mod:`.runner` — batches, samples per measurement, per-image noise, mixed image sizes
 * :mod:`.tuning` / :mod:`.methods` — hyper-parameters tuned on the validation split; the registry of compared methods
 * :mod:`.sweep` / :mod:`.compare` — DO/PO chosen on val, every method evaluated on test
+* :mod:`.compare_mode` (``mode=tune`` / ``mode=compare``), :mod:`.peers` (networks, tuned files),
+  :mod:`.intervals` (bootstrap), :mod:`.compare_table`, :mod:`.compare_figures` — Dirac and its peers on test
 * :mod:`.summary`, :mod:`.write`, :mod:`.figures`, :mod:`.outputs` — summaries, images, figures, the manifest
 * :mod:`.settings`, :mod:`.measurements` — checked CLI values and measurement folders
 """

@@ -14,7 +14,7 @@ from typing import Any
 from ..stopping_choice import LABELS, load_stopping_choice, stopping_point
 
 log = logging.getLogger("dirac.sample")
-MODES = ("reconstruct", "sweep")
+MODES = ("reconstruct", "sweep", "tune", "compare")
 STEP_TYPES = ("euler", "ancestral", "deterministic")  # = dirac.sampling.sampler.STEP_TYPES (a test checks)
 OUTPUTS = ("x0", "iterate")  # = dirac.sampling.sampler.OUTPUTS
 GUIDANCE = (None, "none", "off", "std", "error")  # what dirac.sampling.build_guidance accepts
@@ -67,7 +67,7 @@ def check_sampler(s: dict[str, Any]) -> dict[str, Any]:
 def check_settings(cfg: dict[str, Any]) -> dict[str, Any]:
     """The resolved sample config, every value checked (see the module docstring)."""
     if cfg.get("mode") not in MODES:
-        raise ValueError(f"unknown mode {cfg.get('mode')!r}; choose mode=reconstruct or mode=sweep")
+        raise ValueError(f"unknown mode {cfg.get('mode')!r}; choose mode=reconstruct, sweep, tune or compare")
     cfg = dict(cfg, sampler=check_sampler(cfg["sampler"]))
     cfg["batch_size"] = as_int(cfg.get("batch_size"), "batch_size")
     cfg["samples_per_measurement"] = as_int(cfg.get("samples_per_measurement"), "samples_per_measurement")
@@ -79,9 +79,42 @@ def check_settings(cfg: dict[str, Any]) -> dict[str, Any]:
     metrics = cfg.get("metrics") or []
     if isinstance(metrics, str) or not all(isinstance(m, str) for m in metrics):
         raise ValueError(f"metrics must be a list of metric names, e.g. metrics=[psnr,ssim], got {metrics!r}")
+    if cfg["mode"] in ("tune", "compare") and cfg.get("measurements"):
+        raise ValueError(f"mode={cfg['mode']} needs ground truth; drop measurements= (use mode=reconstruct for them)")
+    if cfg["mode"] == "compare" and cfg.get("split") == (cfg.get("sweep") or {}).get("split", "val"):
+        raise ValueError(f"mode=compare evaluates on split={cfg.get('split')}, which is also sweep.split (where "
+                         f"the peers are tuned); use split=test")  # fmt: skip
     sweep = dict(cfg.get("sweep") or {})
     sweep["po_samples"] = as_int(sweep.get("po_samples", 1), "sweep.po_samples")
-    return {**cfg, "metrics": list(metrics), "sweep": sweep}
+    return {**cfg, "metrics": list(metrics), "sweep": sweep, "compare": check_compare(cfg.get("compare") or {})}
+
+
+def _names(value: Any, key: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{key} must be a list of method names, e.g. {key}=[tikhonov,admm_tv], got {value!r}")
+    return list(value)
+
+
+def check_compare(c: dict[str, Any]) -> dict[str, Any]:
+    """The ``compare`` block of ``mode=tune`` / ``mode=compare`` with every value checked (method names are
+    checked against the registry later, when it is imported)."""
+    c = dict(c)
+    c["methods"], c["oracle"] = _names(c.get("methods"), "compare.methods"), _names(c.get("oracle"), "compare.oracle")
+    for key in ("prior", "regressor", "tuned"):
+        if c.get(key, "auto") is not None and not isinstance(c.get(key, "auto"), str):
+            raise ValueError(f"compare.{key} must be auto, null or a checkpoint name/path, got {c.get(key)!r}")
+        c.setdefault(key, "auto")
+    overrides = c.get("overrides") or {}
+    if not isinstance(overrides, dict) or not all(isinstance(v, dict) for v in overrides.values()):
+        raise ValueError(f"compare.overrides must map a method to its settings (+compare.overrides.dps.steps=1000), "
+                         f"got {overrides!r}")  # fmt: skip
+    c["overrides"] = overrides
+    c["trajectory"] = as_bool(c.get("trajectory", True), "compare.trajectory")
+    c["bootstrap"] = as_int(c.get("bootstrap", 1000), "compare.bootstrap")
+    c["grid_images"] = as_int(c.get("grid_images", 6), "compare.grid_images")
+    return c
 
 
 def stopping_points(

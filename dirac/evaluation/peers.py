@@ -1,0 +1,213 @@
+"""The peers' inputs: which methods run, the learned networks they need, and the tuned hyper-parameter files.
+
+* :func:`select_methods` — ``compare.methods`` checked against the registry (:data:`.methods.METHODS`);
+* :func:`load_resources` — the unconditional prior and the supervised regressor (``auto`` = the shipped ones
+  that go with the Dirac checkpoint), each checked against the Dirac checkpoint (one-line errors);
+* :func:`find_tuned`, :func:`read_tuned`, :func:`check_tuned_process` — the ``tuned.yaml`` of ``mode=tune``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+
+from ..degradations import DegradationProcess, process_from_dict
+from ..shipped import config_dir, shipped_models
+from .methods import METHODS, NEEDS, Method, Resources
+
+log = logging.getLogger("dirac.sample")
+
+DEFAULT_RESOURCES = {
+    "blur_default": {"prior": "prior_photos", "regressor": "regressor_blur"},
+    "inpaint_default": {"prior": "prior_faces", "regressor": "regressor_inpaint"},
+}
+TUNED_FILE = "tuned.yaml"
+
+
+def select_methods(names: Sequence[str], key: str = "compare.methods") -> dict[str, Method]:
+    """``{name: Method}`` for ``names``; an unknown name is a one-line error listing the known ones."""
+    unknown = [n for n in names if n not in METHODS]
+    if unknown:
+        raise ValueError(f"{key}: unknown method(s) {unknown}; known methods: {', '.join(sorted(METHODS))}")
+    return {n: METHODS[n] for n in names}
+
+
+def with_overrides(name: str, method: Method, overrides: Mapping[str, Any] | None) -> Method:
+    """``method`` with ``compare.overrides.NAME`` applied to its ``fixed`` settings (tuned keys refused)."""
+    if not overrides:
+        return method
+    for key in overrides:
+        if key in method.grid:
+            raise ValueError(
+                f"compare.overrides.{name}.{key}: {key} is tuned on val (grid {list(method.grid[key])}); "
+                f"override only fixed settings ({', '.join(method.fixed) or 'none'})"
+            )
+    return dataclasses.replace(method, fixed={**method.fixed, **overrides})  # keeps any field the lead adds
+
+
+def _resource_name(value: Any, kind: str, checkpoint: str, notes: list[str]) -> str | None:
+    """The checkpoint to load for ``kind`` (prior / regressor), or ``None`` (with a note) when there is none."""
+    if value is None:
+        notes.append(f"compare.{kind}=null: methods that need the {kind} are skipped")
+        return None
+    if value != "auto":
+        return str(value)
+    shipped = str(checkpoint) in shipped_models() and not Path(str(checkpoint)).exists()
+    default = DEFAULT_RESOURCES.get(str(checkpoint), {}).get(kind) if shipped else None
+    if default is None:
+        notes.append(f"compare.{kind}=auto: no default {kind} for checkpoint {checkpoint}; set compare.{kind}=PATH")
+        return None
+    if default not in shipped_models():
+        notes.append(f"compare.{kind}=auto: the shipped {kind} {default} is not installed; set compare.{kind}=PATH")
+        return None
+    return default
+
+
+def _probe(state: dict[str, Any], channels: int) -> torch.Tensor:
+    size = int((state.get("data") or {}).get("image_size") or state["model"].get("image_size") or 32)
+    return torch.rand(1, channels, size, size, generator=torch.Generator().manual_seed(1234))
+
+
+def check_prior(name: str, state: dict[str, Any], channels: int) -> None:
+    """The prior must be an identity-process (unconditional) checkpoint with the Dirac model's channels."""
+    kind = state["process"]["kind"]
+    if kind != "identity":
+        raise ValueError(
+            f"prior {name} was trained on the '{kind}' process, not 'identity'; use an unconditional prior "
+            f"(e.g. experiment=prior_photos) for compare.prior"
+        )
+    if int(state["model"]["channels"]) != channels:
+        raise ValueError(f"prior {name} has {state['model']['channels']} channels, the checkpoint {channels}; "
+                         f"use a prior trained on the same images")  # fmt: skip
+
+
+def check_regressor(
+    name: str, reg: DegradationProcess, process: DegradationProcess, state: dict[str, Any], channels: int
+) -> None:
+    """The regressor must invert the same ``A_1`` and ``σ_y`` as the Dirac checkpoint, on the same channels."""
+    fix = "train it with the Dirac checkpoint's degradation (experiment=regressor_*) or set compare.regressor="
+    if reg.kind != process.kind:
+        raise ValueError(f"regressor {name} was trained for '{reg.kind}', the checkpoint for '{process.kind}'; {fix}")
+    if int(state["model"]["channels"]) != channels:
+        got = state["model"]["channels"]
+        raise ValueError(f"regressor {name} has {got} channels, the checkpoint {channels}; {fix}")
+    probe = _probe(state, channels)
+    if not torch.allclose(reg.degrade(probe, 1.0), process.degrade(probe, 1.0), atol=1e-5):
+        raise ValueError(f"regressor {name} was trained for another A_1 ({reg.params()} vs {process.params()}); {fix}")
+    if abs(reg.sigma_y - process.sigma_y) > 1e-9:
+        raise ValueError(f"regressor {name} was trained with sigma_y={reg.sigma_y:g}, the checkpoint with "
+                         f"sigma_y={process.sigma_y:g}; {fix}")  # fmt: skip
+
+
+def load_resources(
+    cfg: Mapping[str, Any], checkpoint: str, process: DegradationProcess, channels: int, device: Any, ema: bool = True
+) -> tuple[Resources, list[str]]:
+    """``Resources`` with the prior and regressor of ``cfg`` (``compare.prior`` / ``compare.regressor``) loaded
+    and checked; returns it and the notes on what was left out."""
+    from ..factory import load_checkpoint
+
+    notes: list[str] = []
+    res = Resources(process)
+    for kind in NEEDS:
+        name = _resource_name(cfg.get(kind, "auto"), kind, checkpoint, notes)
+        if name is None:
+            continue
+        model, proc, state = load_checkpoint(name, ema=ema, device=device)
+        if kind == "prior":
+            check_prior(name, state, channels)
+        else:
+            check_regressor(name, proc, process, state, channels)
+        setattr(res, kind, model)
+        res.names[kind] = name
+    return res, notes
+
+
+def runnable(methods: Mapping[str, Method], res: Resources) -> tuple[dict[str, Method], dict[str, str]]:
+    """The methods whose networks are loaded, and ``{name: why}`` for the skipped ones."""
+    keep, skipped = {}, {}
+    for name, m in methods.items():
+        missing = [n for n in m.needs if getattr(res, n) is None]
+        if missing:
+            skipped[name] = f"needs the {' and '.join(missing)} network (compare.{missing[0]}= is unset or unavailable)"
+            log.info("skipping %s: %s", name, skipped[name])
+        else:
+            keep[name] = m
+    return keep, skipped
+
+
+def find_tuned(value: Any, checkpoint: str) -> Path | None:
+    """``compare.tuned``: ``auto`` -> the shipped ``configs/compare/<checkpoint>.yaml`` when there is one, else
+    ``None`` (tune first); a path must exist."""
+    if value in (None, "auto"):
+        shipped = config_dir() / "compare" / f"{checkpoint}.yaml"
+        return shipped if str(checkpoint) in shipped_models() and shipped.is_file() else None
+    path = Path(str(value)).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"compare.tuned={value}: no such file; give a tuned.yaml written by mode=tune")
+    return path
+
+
+def read_tuned(path: Path) -> dict[str, Any]:
+    """A tuned file's content (``methods`` and ``process`` required)."""
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        why = " ".join(str(e).split())[:160]
+        raise ValueError(f"{path} is not YAML ({why}); give a tuned.yaml of mode=tune") from None
+    if not isinstance(data, dict) or not isinstance(data.get("methods"), dict) or "process" not in data:
+        raise ValueError(f"{path} is not a tuned file (no 'methods'/'process'); give a tuned.yaml of mode=tune")
+    return data
+
+
+def check_tuned_process(data: dict[str, Any], process: DegradationProcess, path: Path) -> None:
+    """Refuse hyper-parameters tuned for another ``A_1`` / ``σ_y`` (the severity schedule does not matter to the
+    peers: they only see ``A_1`` and ``σ_y``)."""
+    theirs = process_from_dict(data["process"])
+    same = (theirs.kind, theirs.params(), theirs.noise.sigma_y) == (process.kind, process.params(), process.sigma_y)
+    if not same:
+        raise ValueError(
+            f"{path} was tuned for {theirs.kind} {theirs.params()} sigma_y={theirs.noise.sigma_y:g}, not this "
+            f"checkpoint's {process.kind} {process.params()} sigma_y={process.sigma_y:g}; run mode=tune for it"
+        )
+
+
+@dataclass
+class Peers:
+    """The peers of one run: loaded networks, the methods to run (overrides applied), the oracle methods, the
+    skipped methods with the reason, notes for the report, and the overrides as given."""
+
+    resources: Resources
+    methods: dict[str, Method]
+    oracle: dict[str, Method]
+    skipped: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def setup_peers(
+    cfg: Mapping[str, Any], checkpoint: str, process: DegradationProcess, channels: int, device: Any, ema: bool = True
+) -> Peers:
+    """Check ``compare.methods`` / ``oracle`` / ``overrides`` (before any loading), load the networks, drop
+    (and record) the methods whose network is missing."""
+    methods = select_methods(list(cfg.get("methods") or []))
+    oracle = select_methods(list(cfg.get("oracle") or []), "compare.oracle")
+    overrides = {str(k): dict(v or {}) for k, v in (cfg.get("overrides") or {}).items()}
+    unknown = [k for k in overrides if k not in METHODS]
+    if unknown:
+        raise ValueError(f"compare.overrides: unknown method(s) {unknown}; known methods: {', '.join(sorted(METHODS))}")
+    methods = {n: with_overrides(n, m, overrides.get(n)) for n, m in methods.items()}
+    oracle = {n: with_overrides(n, m, overrides.get(n)) for n, m in oracle.items()}
+    res, notes = load_resources(cfg, checkpoint, process, channels, device, ema)
+    for note in notes:
+        log.info("%s", note)
+    methods, skipped = runnable(methods, res)
+    oracle, skipped_oracle = runnable(oracle, res)
+    skipped.update({f"{n}_oracle": why for n, why in skipped_oracle.items()})
+    return Peers(res, methods, oracle, skipped, notes, overrides)
