@@ -49,6 +49,7 @@ class Method:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     needs: tuple[str, ...] = ()
     description: str = ""
+    paper: Mapping[str, Any] = field(default_factory=dict)  # the paper's value of a fixed setting we shrank for CPU
 
     def candidates(self) -> list[dict[str, Any]]:
         """Every combination of the grid's values (one empty dict when there is nothing to tune)."""
@@ -103,9 +104,10 @@ METHODS: dict[str, Method] = {
     "ddrm": Method(_ddrm, {"eta": (0.5, 0.7, 0.85, 1.0)}, {"steps": 20, "eta_b": 1.0}, ("prior",),
                    "DDRM (Kawar et al. 2022), exact SVD, unconditional prior"),
     "diffpir": Method(_diffpir, {"lam": (1.0, 3.0, 7.0, 20.0), "zeta": (0.1, 0.3, 0.6, 1.0)}, {"steps": 20},
-                      ("prior",), "DiffPIR (Zhu et al. 2023), exact proximal step, unconditional prior"),
+                      ("prior",), "DiffPIR (Zhu et al. 2023), exact proximal step, unconditional prior",
+                      {"steps": 100}),
     "dps": Method(_dps, {"zeta": (0.1, 0.3, 1.0, 3.0)}, {"steps": 100}, ("prior",),
-                  "DPS (Chung et al. 2023), unconditional prior, forward + backward per step"),
+                  "DPS (Chung et al. 2023), unconditional prior, forward + backward per step", {"steps": 1000}),
     "regressor": Method(_regressor, needs=("regressor",),
                         description="supervised regressor: same NCSN++ trained on (y, x) at t = 1 (MSE)"),
 }  # fmt: skip
