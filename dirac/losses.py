@@ -8,12 +8,12 @@ import torch
 from torch import Tensor
 
 from .degradations.base import DegradationProcess, TimeLike, check_images
+from .models.ncsnpp import SIGMA_DATA
 
 Model = Callable[[Tensor, TimeLike], Tensor]
 """``Φθ(y_t, t) -> x̂0``: any callable taking images ``(B, C, H, W)`` and per-sample times ``(B,)``."""
 
 WEIGHTINGS = ("none", "inv_sigma2", "edm")
-SIGMA_DATA = 0.25  # std of natural images in [0, 1] (EDM's sigma_data for the "edm" weighting)
 
 
 class IncrementalReconstructionLoss:
@@ -47,7 +47,7 @@ class IncrementalReconstructionLoss:
         return 1.0 - u * (1.0 - self.t_min)
 
     def weight(self, t: Tensor) -> Tensor:
-        """``1``, ``1/σ²``, or EDM's ``(σ² + σ_d²) / (σ σ_d)²`` (Karras et al. 2022, eq. 8 with c_out = σ): the
+        """``1``, ``1/σ²``, or EDM's ``(σ² + σ_d²) / (σ σ_d)²`` (Karras et al. 2022, Table 1: ``1/c_out²``): the
         last gives every noise level about unit loss, which a prior trained over σ ∈ [0.005, 5] needs."""
         if self.weighting == "none":
             return torch.ones_like(t)

@@ -1,10 +1,16 @@
 """NCSN++ reconstruction network (Song et al. 2021) on ``diffusers.UNet2DModel``: Φθ of the paper's eq. 11.
 
-``Φθ(y, σ) = y + σ · U(2y − 1, σ)`` where ``U`` is diffusers' UNet2DModel with Gaussian-Fourier
+``Φθ(y, σ) = y + σ · U(2y − 1, σ)`` (``preconditioning="residual"``, the reference's form, used by every Dirac
+model) where ``U`` is diffusers' UNet2DModel with Gaussian-Fourier
 embedding of ``log σ`` and skip (FIR) down/up blocks. diffusers divides the UNet's output by the
 timestep when ``time_embedding_type="fourier"`` (a score parametrisation); multiplying by σ undoes
 that, so the predicted residual has the same scale for every σ (tested in tests/test_models.py).
 The network is conditioned on σ(t), not t, because the Fourier projection takes ``log(timestep)``.
+
+``preconditioning="edm"`` (the unconditional priors, σ up to 5 ≫ the data's spread) uses Karras et al. 2022,
+Table 1: ``D(y, σ) = ½ + c_skip (y − ½) + c_out U(c_in (y − ½), σ)`` with ``c_skip = σ_d²/(σ² + σ_d²)``,
+``c_out = σ σ_d/√(σ² + σ_d²)``, ``c_in = 1/√(σ² + σ_d²)``, σ_d = 0.25: the residual form must cancel a noisy input
+of scale σ exactly, which a short CPU run does not learn at σ ≳ 1 (measured: worse than predicting the mean).
 """
 
 from __future__ import annotations
@@ -14,6 +20,9 @@ from dataclasses import asdict, dataclass, fields
 import torch
 from diffusers import UNet2DModel
 from torch import Tensor, nn
+
+SIGMA_DATA = 0.25  # std of natural images in [0, 1]: EDM's σ_d (preconditioning and loss weighting)
+PRECONDITIONINGS = ("residual", "edm")
 
 
 @dataclass
@@ -27,6 +36,7 @@ class NCSNppConfig:
     attention_resolutions: tuple[int, ...] = (8,)
     dropout: float = 0.0
     norm_num_groups: int = 16
+    preconditioning: str = "residual"
 
     def __post_init__(self) -> None:
         self.block_out_channels = tuple(int(c) for c in self.block_out_channels)
@@ -96,6 +106,8 @@ class NCSNpp(nn.Module):
                     f"channel count {ch} must be divisible by norm_num_groups={c.norm_num_groups}"
                     + (" and by 32 at attention levels" if a else "")
                 )
+        if c.preconditioning not in PRECONDITIONINGS:
+            raise ValueError(f"unknown preconditioning {c.preconditioning!r}; choose one of {PRECONDITIONINGS}")
         if c.channels not in (1, 3):
             raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {c.channels}")
         # diffusers' skip blocks hard-code 3-channel skip convolutions, so the UNet always works on RGB;
@@ -150,12 +162,20 @@ class NCSNpp(nn.Module):
         sigma = torch.as_tensor(sigma, dtype=y.dtype, device=y.device)
         if sigma.ndim == 0:
             sigma = sigma.expand(y.shape[0])
-        # UNet2DModel returns raw / σ with fourier embedding; × σ recovers the raw residual.
-        y_in = y.expand(-1, 3, -1, -1) if y.shape[1] == 1 else y
-        scaled = self.unet(2.0 * y_in - 1.0, sigma).sample
-        if y.shape[1] == 1:
-            scaled = scaled.mean(1, keepdim=True)
-        return y + sigma.view(-1, 1, 1, 1) * scaled
+        s = sigma.view(-1, 1, 1, 1)
+        if self.config.preconditioning == "edm":
+            norm = (s**2 + SIGMA_DATA**2).sqrt()
+            centred = y - 0.5
+            raw = self._unet(centred / norm, sigma)
+            return 0.5 + SIGMA_DATA**2 / norm**2 * centred + s * SIGMA_DATA / norm * raw
+        return y + self._unet(2.0 * y - 1.0, sigma)
+
+    def _unet(self, u: Tensor, sigma: Tensor) -> Tensor:
+        """The UNet's raw output: UNet2DModel returns raw / σ with fourier embedding, so × σ recovers it. Grey
+        inputs are replicated to 3 channels and the output averaged back."""
+        u_in = u.expand(-1, 3, -1, -1) if u.shape[1] == 1 else u
+        raw = self.unet(u_in, sigma).sample * sigma.view(-1, 1, 1, 1)
+        return raw.mean(1, keepdim=True) if u.shape[1] == 1 else raw
 
 
 def build_ncsnpp(spec: str | dict | NCSNppConfig, **overrides) -> NCSNpp:
