@@ -130,7 +130,7 @@ def test_ot_map_pushes_one_gaussian_to_the_other():
     a = gaussian_ot_matrix(cr, cc, ridge=0.0)
     assert torch.allclose(a, a.T) and bool((torch.linalg.eigvalsh(a) > 0).all())
     assert torch.allclose(a @ cr @ a, cc, atol=1e-8)
-    ot = GaussianOT(mr, mc, a, patch=1)
+    ot = GaussianOT(mr, mc, a, patch=1, keep_dc=False)
     v = torch.distributions.MultivariateNormal(mr, cr).sample((60_000,))
     m, c = gaussian_fit(ot.transport(v))
     assert torch.allclose(m, mc, atol=0.05) and torch.allclose(c, cc, atol=0.1 * float(cc.diagonal().max()))
@@ -140,9 +140,10 @@ def test_ot_map_is_the_identity_when_the_distributions_match():
     from conftest import smooth_images
 
     x = smooth_images(6, 3, 16)
-    ot = GaussianOT.fit(x, x, patch=3)
-    assert torch.allclose(ot.a, torch.eye(27, dtype=torch.float64), atol=1e-4)
-    assert torch.allclose(ot(x), x, atol=1e-4)
+    for keep_dc in (False, True):
+        ot = GaussianOT.fit(x, x, patch=3, keep_dc=keep_dc)
+        assert torch.allclose(ot(x), x, atol=1e-4)
+    assert torch.allclose(GaussianOT.fit(x, x, 3, keep_dc=False).a, torch.eye(27, dtype=torch.float64), atol=1e-4)
     with pytest.raises(ValueError, match="refit"):
         ot(x[:, :1])
 

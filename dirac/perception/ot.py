@@ -6,7 +6,10 @@ images are fitted by Gaussians ``N(μ_r, Σ_r)`` and ``N(μ_c, Σ_c)``; the clos
 
     T(v) = μ_c + A (v − μ_r),   A = Σ_r^{-1/2} (Σ_r^{1/2} Σ_c Σ_r^{1/2})^{1/2} Σ_r^{-1/2}
 
-(symmetric positive definite; Knott & Smith 1984). An image is mapped patch by patch and the overlapping patches
+(symmetric positive definite; Knott & Smith 1984). By default (``keep_dc``) each patch's per-channel mean (its
+DC: colour and brightness, which a dozen images estimate poorly and a restorer of blur already gets right) is
+kept and only the mean-free rest (texture, sharpness) is transported: ``T(v) = dc(v) + μ_c + A (ac(v) − μ_r)``
+with the Gaussians fitted on ``ac(v) = v − dc(v)``. An image is mapped patch by patch and the overlapping patches
 are averaged back (fold), and ``x̂_α = (1 − α)·x̂ + α·T(x̂)`` walks from the restorer's output (α = 0: its
 distortion) to output whose patch statistics match clean images (α = 1: perception).
 
@@ -48,28 +51,45 @@ def gaussian_ot_matrix(cov_r: Tensor, cov_c: Tensor, ridge: float = RIDGE) -> Te
     return 0.5 * (a + a.T)
 
 
+def _split_dc(v: Tensor, patch: int) -> tuple[Tensor, Tensor]:
+    """``(dc, ac)`` of channel-major patch rows ``(n, C·p·p)``: the per-channel patch mean, broadcast, and the rest."""
+    n, d = v.shape
+    per = v.reshape(n, d // (patch * patch), patch * patch)
+    dc = per.mean(-1, keepdim=True).expand_as(per)
+    return dc.reshape(n, d), (per - dc).reshape(n, d)
+
+
 @dataclass
 class GaussianOT:
-    """The fitted map ``T(v) = μ_c + A (v − μ_r)`` on ``patch×patch×C`` vectors."""
+    """The fitted map ``T(v) = μ_c + A (v − μ_r)`` on ``patch×patch×C`` vectors (on their mean-free part, the
+    per-channel patch mean passed through, when ``keep_dc``)."""
 
     mu_r: Tensor
     mu_c: Tensor
     a: Tensor
     patch: int
+    keep_dc: bool = False
 
     @classmethod
-    def fit(cls, restored: Tensor, clean: Tensor, patch: int = 4, ridge: float = RIDGE) -> GaussianOT:
+    def fit(
+        cls, restored: Tensor, clean: Tensor, patch: int = 4, keep_dc: bool = True, ridge: float = RIDGE
+    ) -> GaussianOT:
         """Fit on restored images and unpaired clean images ``(B, C, H, W)`` (same channels; any counts)."""
         if restored.shape[1] != clean.shape[1]:
             raise ValueError(f"restored and clean images need the same channels, got {restored.shape[1]} and "
                              f"{clean.shape[1]}")  # fmt: skip
-        mu_r, cov_r = gaussian_fit(extract_patches(restored, patch))
-        mu_c, cov_c = gaussian_fit(extract_patches(clean, patch))
-        return cls(mu_r, mu_c, gaussian_ot_matrix(cov_r, cov_c, ridge), patch)
+        split = (lambda v: _split_dc(v, patch)[1]) if keep_dc else (lambda v: v)
+        mu_r, cov_r = gaussian_fit(split(extract_patches(restored, patch)))
+        mu_c, cov_c = gaussian_fit(split(extract_patches(clean, patch)))
+        return cls(mu_r, mu_c, gaussian_ot_matrix(cov_r, cov_c, ridge), patch, keep_dc)
 
     def transport(self, v: Tensor) -> Tensor:
         """``T`` on rows ``(n, d)`` of patch vectors."""
-        return self.mu_c + (v.double() - self.mu_r) @ self.a
+        v = v.double()
+        if not self.keep_dc:
+            return self.mu_c + (v - self.mu_r) @ self.a
+        dc, ac = _split_dc(v, self.patch)
+        return dc + self.mu_c + (ac - self.mu_r) @ self.a
 
     def __call__(self, x: Tensor) -> Tensor:
         """``T(x)`` for images ``(B, C, H, W)``: every overlapping patch mapped, overlaps averaged back."""
