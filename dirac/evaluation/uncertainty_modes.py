@@ -22,7 +22,14 @@ from ..analysis.plots.uncertainty import plot_calibration, plot_map_grid, plot_p
 from ..metrics.registry import Metric, build_metric
 from ..perception import GaussianOT
 from ..reconstruction import Restorer
-from ..uncertainty import coverage, finite_sample_coverage, gaussian_coverage, gaussian_explained, hallucination
+from ..uncertainty import (
+    coverage,
+    finite_sample_coverage,
+    gaussian_coverage,
+    gaussian_explained,
+    hallucination,
+    patch_renyi_half,
+)
 from ..uncertainty.plane import bound_curve, uncertainty_ratio, up_point
 from .compare import SplitLoader
 from .methods import Resources
@@ -164,6 +171,7 @@ def _pc_rows(name: str, x: Tensor, ot: GaussianOT, alphas: list[float], clean: T
         row: dict[str, Any] = {"method": name, "alpha": a}
         row.update({m.name: m.mean(xa, clean) for m in metrics})
         row["mse"] = float(((xa - clean) ** 2).mean())
+        row["renyi_half"] = patch_renyi_half(xa, clean, ot.patch)  # the patch statistic the map matches
         rows.append(row)
     return rows
 
