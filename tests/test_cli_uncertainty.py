@@ -7,7 +7,7 @@ import math
 from pathlib import Path
 
 import pytest
-from helpers import assert_clear_failure, run, tiny_training
+from helpers import run, tiny_training
 
 
 @pytest.fixture(scope="module")
@@ -51,13 +51,23 @@ def test_mode_perception_control_writes_alpha_rows(tiny, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("args", "words"),
+    ("changes", "words"),
     [
-        (["mode=up", "up.samples=1"], ["up.samples", ">= 2"]),
-        (["mode=perception_control", "perception_control.alphas=[0,2]"], ["perception_control.alphas", "[0, 1]"]),
-        (["mode=perception_control", "perception_control.clean_split=test"], ["clean_split", "val or train"]),
+        ({"mode": "up", "up": {"samples": 1}}, ["up.samples", ">= 2"]),
+        ({"mode": "perception_control", "perception_control": {"alphas": [0, 2]}}, ["perception_control.alphas"]),
+        (
+            {"mode": "perception_control", "perception_control": {"clean_split": "test"}},
+            ["clean_split", "val or train"],
+        ),
+        ({"mode": "up", "measurements": "/some/folder"}, ["mode=up", "drop measurements="]),
     ],
 )
-def test_bad_uncertainty_settings_fail_in_one_line(tiny, tmp_path, args, words):
-    res = run("sample.py", f"checkpoint={tiny}", f"hydra.run.dir={tmp_path / 'x'}", *args, check=False)
-    assert_clear_failure(res, *words)
+def test_bad_uncertainty_settings_fail_in_one_line(changes, words):
+    """Checked before any heavy import (the CLI turns the ValueError into one line, exit 1)."""
+    from helpers import assert_one_line
+
+    from dirac.evaluation.uncertainty_settings import check_uncertainty_settings
+
+    with pytest.raises(ValueError) as e:
+        check_uncertainty_settings({"split": "test", "measurements": None, **changes})
+    assert_one_line(str(e.value), *words)
