@@ -33,7 +33,7 @@ def plot_up_plane(
         fig = new_figure((5.8, 4.0), title, caption)
         ax = fig.add_subplot()
         ax.fill_between(bp, [min(bu + u) * 0.5] * len(bp), bu, color="#bbbbbb", alpha=0.35, lw=0,
-                        label="unattainable: U < η(P)·N(X|Y)")  # fmt: skip
+                        label="below the paper's bound η(P)·N(X|Y)")  # fmt: skip
         ax.plot(bp, bu, color="#444444", lw=1.4)
         ax.axhline(n_mmse, color="#444444", ls=":", lw=1, label="N(X|Y) (mean of K samples)")
         ax.axhline(2 * n_mmse, color="#444444", ls="--", lw=1, label="2·N(X|Y)")
