@@ -23,6 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from dirac.evaluation.settings import check_settings, stopping_points
+from dirac.evaluation.uncertainty_settings import UNCERTAINTY_MODES, check_uncertainty_settings
 from dirac.shipped import resolve_checkpoint
 from dirac.stopping_choice import CHOICE_FILE, weights_fingerprint
 
@@ -78,7 +79,7 @@ def split_loader(cfg: dict[str, Any], state: dict, process: Any):
 
 
 def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
-    cfg = check_settings(cfg)  # every value checked before the (slow) heavy imports
+    cfg = check_uncertainty_settings(check_settings(cfg))  # every value checked before the (slow) heavy imports
     device = pick_device(str(cfg["device"]))
     from dirac.evaluation import Context, OutputFolder, RunSettings, SamplerRestorer, modes
     from dirac.evaluation.measurements import load_measurements
@@ -123,6 +124,11 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
         summary = peer_mode(cfg, ctx, peers, points if cfg["mode"] == "compare" else {}, opts)
     elif cfg["mode"] == "sweep":
         summary = modes.sweep(ctx, {**sampler_cfg, "t_stop": 0.0}, cfg, perceptual, fingerprint)
+    elif cfg["mode"] in UNCERTAINTY_MODES:
+        from dirac.evaluation.uncertainty_modes import run_uncertainty_mode
+
+        fit_load = split_loader({**cfg, "num_images": cfg["perception_control"]["fit_images"]}, state, process)
+        summary = run_uncertainty_mode(ctx, points, cfg, fit_load)
     elif cfg["measurements"]:
         summary = modes.reconstruct_folder(ctx, ys, names, points, cfg["samples_per_measurement"])
     else:
@@ -147,7 +153,7 @@ def peer_mode(cfg: dict[str, Any], ctx: Any, peers: Any, points: dict, opts: dic
 
 def report(summary: dict[str, Any], out_dir: Path) -> None:
     """Print what each output is: one line per stopping point / method with its main figures."""
-    if "rows" in summary:  # mode=compare
+    if "rows" in summary and "tuned_on" in summary:  # mode=compare
         from dirac.evaluation.compare_table import markdown_table
 
         print("\n".join(markdown_table(summary["rows"])))
@@ -159,6 +165,9 @@ def report(summary: dict[str, Any], out_dir: Path) -> None:
             print(f"{name:>16}: {json.dumps(m['params'])}")
         print(f"tuned on {summary['split']} ({summary['num_images']} images); {out_dir}/tuned.yaml")
         return
+    for key in ("up", "rows"):  # mode=up / mode=perception_control
+        if key in summary:
+            print(json.dumps(summary[key]))
     rows = summary.get("points") or summary.get("test") or {}
     for label, s in rows.items():
         figures = {k: s[k] for k in ("t_stop", "lambda", "psnr", "ssim", "swd", "data_consistency") if k in s}

@@ -14,7 +14,7 @@ from typing import Any
 from ..stopping_choice import LABELS, load_stopping_choice, stopping_point
 
 log = logging.getLogger("dirac.sample")
-MODES = ("reconstruct", "sweep", "tune", "compare")
+MODES = ("reconstruct", "sweep", "tune", "compare", "up", "perception_control")
 STEP_TYPES = ("euler", "ancestral", "deterministic")  # = dirac.sampling.sampler.STEP_TYPES (a test checks)
 OUTPUTS = ("x0", "iterate")  # = dirac.sampling.sampler.OUTPUTS
 GUIDANCE = (None, "none", "off", "std", "error")  # what dirac.sampling.build_guidance accepts
@@ -67,7 +67,7 @@ def check_sampler(s: dict[str, Any]) -> dict[str, Any]:
 def check_settings(cfg: dict[str, Any]) -> dict[str, Any]:
     """The resolved sample config, every value checked (see the module docstring)."""
     if cfg.get("mode") not in MODES:
-        raise ValueError(f"unknown mode {cfg.get('mode')!r}; choose mode=reconstruct, sweep, tune or compare")
+        raise ValueError(f"unknown mode {cfg.get('mode')!r}; choose one of mode={'|'.join(MODES)}")
     cfg = dict(cfg, sampler=check_sampler(cfg["sampler"]))
     cfg["batch_size"] = as_int(cfg.get("batch_size"), "batch_size")
     cfg["samples_per_measurement"] = as_int(cfg.get("samples_per_measurement"), "samples_per_measurement")
