@@ -83,3 +83,27 @@ def tiny_training(**changes: object) -> list[str]:
     """Hydra overrides of a seconds-long training run (``experiment=…`` first); ``changes`` use ``__`` for dots."""
     settings = {**TINY_TRAINING, **{k.replace("__", "."): v for k, v in changes.items()}}
     return [f"{k}={v}" for k, v in settings.items()]
+
+
+def train_tiny(out: Path, overrides: list[str]) -> Path:
+    """A seconds-long training in this process (``dirac.cli.train.run``; no interpreter start-up)."""
+    from hydra import compose, initialize_config_module
+
+    from dirac.cli.train import run as train_run
+
+    with initialize_config_module("dirac.configs", version_base="1.3"):
+        cfg = compose("train", overrides=overrides)
+    train_run(cfg, out, record=False)
+    return out / "checkpoints" / "last"
+
+
+def sample(tmp: Path, name: str, *overrides: str) -> dict:
+    """``run()`` of the sample CLI in this process (no interpreter start-up): the composed config, checked."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from dirac.cli.sample import run as sample_run
+
+    with initialize_config_module("dirac.configs", version_base="1.3"):
+        cfg = OmegaConf.to_container(compose("sample", overrides=list(overrides)), resolve=True)
+    return sample_run(cfg, tmp / name, "sample.log")

@@ -7,20 +7,18 @@ import math
 from pathlib import Path
 
 import pytest
-from helpers import run, tiny_training
+from helpers import sample, tiny_training, train_tiny
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("train_unc")
-    run("train.py", *tiny_training(), "trainer.max_steps=2", f"hydra.run.dir={out}")
-    return out / "checkpoints" / "last"
+    return train_tiny(tmp_path_factory.mktemp("train_unc"), [*tiny_training(), "trainer.max_steps=2"])
 
 
 def test_mode_up_writes_plane_calibration_and_maps(tiny, tmp_path):
     out = tmp_path / "up"
-    run("sample.py", f"checkpoint={tiny}", "mode=up", f"hydra.run.dir={out}", "num_images=4", "sampler.steps=3",
-        "up.samples=3", "up.patch=3", "up.show=2", "up.ks=[1,2]")  # fmt: skip
+    sample(tmp_path, "up", f"checkpoint={tiny}", "mode=up", "num_images=4", "sampler.steps=3", "device=cpu",
+           "up.samples=3", "up.patch=3", "up.show=2", "up.ks=[1,2]")  # fmt: skip
     r = json.loads((out / "up.json").read_text())
     assert math.isfinite(r["uncertainty_ratio_posterior_over_mmse"]) and r["expected_ratio_for_K"] == 1.5
     assert "mean of the K samples" in r["ratio_reported"] or "mean-of-K" in r["ratio_reported"]
@@ -37,9 +35,9 @@ def test_mode_up_writes_plane_calibration_and_maps(tiny, tmp_path):
 
 def test_mode_perception_control_writes_alpha_rows(tiny, tmp_path):
     out = tmp_path / "pc"
-    run("sample.py", f"checkpoint={tiny}", "mode=perception_control", f"hydra.run.dir={out}", "num_images=4",
-        "sampler.steps=3", "perception_control.fit_images=3", "perception_control.alphas=[0,0.5,1]",
-        "perception_control.patch=3")  # fmt: skip
+    sample(tmp_path, "pc", f"checkpoint={tiny}", "mode=perception_control", "num_images=4", "sampler.steps=3",
+           "device=cpu", "perception_control.fit_images=3", "perception_control.alphas=[0,0.5,1]",
+           "perception_control.patch=3")  # fmt: skip
     r = json.loads((out / "perception_control.json").read_text())
     rows = r["rows"]
     assert [(x["method"], x["alpha"]) for x in rows] == [

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 from conftest import smooth_images
-from helpers import assert_one_line, tiny_training
+from helpers import assert_one_line, sample, tiny_training, train_tiny
 
 from dirac.evaluation.compare_mode import only_split, tune_peers
 from dirac.evaluation.intervals import bootstrap_mean, bootstrap_set
@@ -21,18 +21,6 @@ from dirac.evaluation.tuning import params_label
 FAST = ["trainer.max_steps=2"]
 ROW_KEYS = {"method", "psnr", "psnr_ci", "ssim", "ssim_ci", "perceptual", "perceptual_ci", "perceptual_metric", "nfe",
             "wall_s", "images_per_s", "data_consistency", "params", "oracle", "description"}  # fmt: skip
-
-
-def train_tiny(out: Path, overrides: list[str]) -> Path:
-    """A seconds-long training in this process (``dirac.cli.train.run``; no interpreter start-up)."""
-    from hydra import compose, initialize_config_module
-
-    from dirac.cli.train import run as train_run
-
-    with initialize_config_module("dirac.configs", version_base="1.3"):
-        cfg = compose("train", overrides=overrides)
-    train_run(cfg, out, record=False)
-    return out / "checkpoints" / "last"
 
 
 @pytest.fixture(scope="module")
@@ -112,18 +100,6 @@ def test_resources_load_and_mismatches_are_refused(ckpts):
     with pytest.raises(ValueError) as e:
         load_resources({"prior": str(ckpts["prior"]), "regressor": None}, "x", process, 1, "cpu")
     assert_one_line(str(e.value), "channels")
-
-
-def sample(tmp: Path, name: str, *overrides: str) -> dict:
-    """``run()`` of the sample CLI in this process (no interpreter start-up): the composed config, checked."""
-    from hydra import compose, initialize_config_module
-    from omegaconf import OmegaConf
-
-    from dirac.cli.sample import run as sample_run
-
-    with initialize_config_module("dirac.configs", version_base="1.3"):
-        cfg = OmegaConf.to_container(compose("sample", overrides=list(overrides)), resolve=True)
-    return sample_run(cfg, tmp / name, "sample.log")
 
 
 def test_compare_end_to_end_and_refusals(ckpts, tmp_path):
