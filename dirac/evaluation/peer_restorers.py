@@ -102,7 +102,7 @@ class DpsRestorer(_PriorSampler):
 
     name = "dps"
 
-    def __init__(self, process, prior, steps=100, zeta=1.0, sigma_min=None) -> None:
+    def __init__(self, process, prior, steps=50, zeta=1.0, sigma_min=None) -> None:
         super().__init__(process, prior, steps, sigma_min, zeta=float(zeta))
 
     def __call__(self, y: Tensor, generator: GeneratorLike = None) -> Reconstruction:
