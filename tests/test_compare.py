@@ -114,6 +114,7 @@ def test_compare_end_to_end_and_refusals(ckpts, tmp_path):
         "compare.methods=[tikhonov]",
         "compare.oracle=[tikhonov]",
         "compare.bootstrap=20",
+        "compare.bootstrap_set=5",
         "compare.grid_images=3",
         f"choice={tmp_path / 's' / 'early_stopping.json'}",
     )

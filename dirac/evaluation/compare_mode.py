@@ -170,18 +170,18 @@ def compare_mode(
     """Dirac, the tuned peers, the oracle rows and the measurement on ``splits[1]``; tuned on ``splits[0]``."""
     tuned, source = _tuned_for(ctx, peers, ccfg.get("tuned", "auto"), splits[0])
     clean, y = ctx.load(splits[1])
-    s, boot = ctx.settings, int(ccfg.get("bootstrap", 1000))
+    s, boot, sboot = ctx.settings, int(ccfg.get("bootstrap", 1000)), int(ccfg.get("bootstrap_set", 0))
     entries = {**dirac_restorers(ctx, points), **peer_restorers(peers, tuned)}
     entries.update(oracle_restorers(peers, tuned, clean, y, s.batch_size, s.seed))
     summaries, outs = compare(
         {k: (r, 1) for k, (r, _) in entries.items()}, clean, y, dataclasses.replace(s, metrics=[])
     )
-    rows = [method_row(k, summaries[k], metric_row(outs[k][:, 0], clean, metrics, boot, s.seed), info)
+    rows = [method_row(k, summaries[k], metric_row(outs[k][:, 0], clean, metrics, boot, s.seed, sboot), info)
             for k, (_, info) in entries.items()]  # fmt: skip
     if y.shape == clean.shape:
         meas = {"params": {}, "description": "the measurement itself (the number every method must beat)"}
-        rows.append(method_row("measurement", {"data_consistency": 0.0}, metric_row(y, clean, metrics, boot, s.seed),
-                               meas))  # fmt: skip
+        m_row = metric_row(y, clean, metrics, boot, s.seed, sboot)
+        rows.append(method_row("measurement", {"data_consistency": 0.0}, m_row, meas))
     doc = {"split": splits[1], "tuned_on": tuned.get("split", splits[0]), "checkpoint": ctx.checkpoint,
            "num_images": len(y), "tuned_file": source, "bootstrap": boot, "rows": rows,
            "skipped": peers.skipped, "notes": peers.notes}  # fmt: skip
