@@ -28,7 +28,7 @@ from .methods import Method, Resources
 from .modes import MEANING, Context
 from .peers import TUNED_FILE, Peers, check_tuned_process, find_tuned, read_tuned
 from .sweep import trajectory_curves
-from .tuning import tune
+from .tuning import tune_method
 
 log = logging.getLogger("dirac.sample")
 
@@ -63,7 +63,7 @@ def tune_peers(
     entries = {}
     for name, m in methods.items():
         log.info("tuning %s on %s over %d candidate(s)", name, split, len(m.candidates()))
-        t = tune(lambda p, m=m, n=name: m.build(resources, p, n), m.candidates(), clean, y, batch_size, seed=seed)
+        t = tune_method(m, name, resources, clean, y, batch_size, seed)
         entries[name] = _plain({"params": t.params, "fixed": dict(m.fixed), "scores": t.scores})
     return entries, len(y)
 
@@ -112,13 +112,18 @@ def _tuned_for(ctx: Context, peers: Peers, value: Any, split: str) -> tuple[dict
     return doc, f"{TUNED_FILE} (tuned in this run)" if path is None else f"{path} + {TUNED_FILE}"
 
 
+def _as_tuned(peers: Peers, name: str, m: Method, entry: Mapping[str, Any]) -> Method:
+    """``m`` with its fixed settings from the tuned file, then the overrides given now (which win)."""
+    return dataclasses.replace(m, fixed={**m.fixed, **(entry.get("fixed") or {}), **peers.overrides.get(name, {})})
+
+
 def peer_restorers(peers: Peers, tuned: dict[str, Any]) -> dict[str, tuple[Restorer, dict[str, Any]]]:
     """``{name: (restorer with the tuned params, row info)}``; overrides given now win over the tuned file's."""
     out = {}
     for name, m in peers.methods.items():
         entry = tuned["methods"][name]
-        fixed = {**m.fixed, **(entry.get("fixed") or {}), **peers.overrides.get(name, {})}
-        method = dataclasses.replace(m, fixed=fixed)
+        method = _as_tuned(peers, name, m, entry)
+        fixed = dict(method.fixed)
         info = {"params": entry.get("params") or {}, "fixed": fixed, "description": m.description}
         out[name] = (method.build(peers.resources, info["params"], name), info)
     return out
@@ -131,11 +136,9 @@ def oracle_restorers(
     row; methods with nothing to tune have none."""
     out = {}
     for name, m in peers.oracle.items():
-        entry = tuned["methods"].get(name) or {}
-        m = dataclasses.replace(m, fixed={**m.fixed, **(entry.get("fixed") or {}), **peers.overrides.get(name, {})})
+        m = _as_tuned(peers, name, m, tuned["methods"].get(name) or {})
         if m.grid:
-            t = tune(lambda p, m=m, n=name: m.build(peers.resources, p, n), m.candidates(), clean, y, batch_size,
-                     seed=seed)  # fmt: skip
+            t = tune_method(m, name, peers.resources, clean, y, batch_size, seed)
             info = {"params": _plain(t.params), "oracle": True, "description": f"{m.description} (oracle)"}
             out[f"{name}_oracle"] = (t.restorer, info)
     return out

@@ -18,7 +18,7 @@ from ..stopping_choice import SAMPLER_KEYS
 from .compare import RunSettings, SplitLoader
 from .methods import Resources, get_method
 from .restorers import SamplerRestorer
-from .tuning import Tuned, tune
+from .tuning import Tuned, tune_method
 
 
 def trajectory_curves(
@@ -57,7 +57,7 @@ def tune_methods(
     clean, y = load(split)
     restorers, tuned = {}, {}
     for name, m in methods.items():
-        t = tune(lambda p, m=m, name=name: m.build(resources, p, name), m.candidates(), clean, y, batch_size, seed=seed)
+        t = tune_method(m, name, resources, clean, y, batch_size, seed)
         restorers[name], tuned[name] = t.restorer, t
     return restorers, tuned  # type: ignore[return-value]
 
@@ -71,7 +71,7 @@ def oracle_methods(
     for name in names:
         m = get_method(name)
         if m.grid:
-            t = tune(lambda p, m=m, n=name: m.build(resources, p, n), m.candidates(), clean, y, batch_size, seed=seed)
+            t = tune_method(m, name, resources, clean, y, batch_size, seed)
             out[f"{name}_oracle"] = t.restorer
     return out  # type: ignore[return-value]
 

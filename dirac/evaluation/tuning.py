@@ -9,13 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
 from ..metrics.registry import Metric, build_metric
 from ..reconstruction import Restorer
 from .runner import run_restorer
+
+if TYPE_CHECKING:
+    from .methods import Method, Resources
 
 
 def params_label(params: Mapping[str, Any]) -> str:
@@ -59,3 +62,10 @@ def tune(
         raise ValueError("nothing to tune over: give at least one candidate")
     best.scores = scores
     return best
+
+
+def tune_method(
+    method: Method, name: str, resources: Resources, clean: Tensor, y: Tensor, batch_size: int, seed: int = 0
+) -> Tuned:
+    """:func:`tune` over ``method``'s grid, each candidate built from ``resources`` (errors name ``name``)."""
+    return tune(lambda p: method.build(resources, p, name), method.candidates(), clean, y, batch_size, seed=seed)
