@@ -15,6 +15,8 @@ import torch
 
 from .checkpoint import CheckpointError, read_state, read_weights, require_keys
 from .data import build_dataset
+from .data.augment import Augmented
+from .data.procedural import ProceduralMix
 from .degradations import DegradationProcess, SeveritySchedule, build_process, process_from_dict
 from .losses import IncrementalReconstructionLoss
 from .models import NCSNppConfig, Reconstructor, build_ncsnpp, count_parameters
@@ -122,9 +124,22 @@ def dataset_from_config(cfg: dict[str, Any], split: str, **extra: Any) -> torch.
     """``{"name": "photos", "train": {...}, "eval": {...}, **common}``: split-specific kwargs merged in."""
     cfg = dict(cfg)
     name = cfg.pop("name")
-    per_split = cfg.pop("train", None) or {}, cfg.pop("eval", None) or {}
+    per_split = dict(cfg.pop("train", None) or {}), cfg.pop("eval", None) or {}
+    augment, procedural = per_split[0].pop("augment", None), per_split[0].pop("procedural", None)
     kwargs = {**cfg, **(per_split[0] if split == "train" else per_split[1]), **extra}
-    return build_dataset(name, split, **kwargs)
+    data = build_dataset(name, split, **kwargs)
+    if split != "train":
+        return data
+    seed = int(kwargs.get("seed", 0))
+    if augment:  # data.train.augment: {dihedral, color_permute, jitter, shift, scale}
+        data = Augmented(data, seed=seed, **dict(augment))
+    if procedural:  # data.train.procedural: {fraction, r_min, r_max, max_shapes}
+        opts = dict(procedural)
+        if "fraction" not in opts:
+            raise ValueError("data.train.procedural needs a fraction (share of dead-leaves images, 0..1)")
+        sample = data[0]
+        data = ProceduralMix(data, image_size=sample.shape[-1], channels=sample.shape[0], seed=seed, **opts)
+    return data
 
 
 def schedule_from_config(process: DegradationProcess, images: torch.Tensor, cfg: dict[str, Any]) -> SeveritySchedule:

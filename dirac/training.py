@@ -51,6 +51,8 @@ class TrainConfig:
     batch_size: int = 32
     lr: float = 2e-4
     warmup_steps: int = 100
+    lr_schedule: str = "constant"
+    lr_min_ratio: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     mixed_precision: str = "no"
@@ -86,8 +88,24 @@ class TrainConfig:
                 raise ValueError(f"trainer.{name} must be >= 0, got {getattr(self, name)}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"trainer.ema_decay must lie in [0, 1), got {self.ema_decay}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(f"trainer.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if not 0.0 <= self.lr_min_ratio <= 1.0:
+            raise ValueError(f"trainer.lr_min_ratio must lie in [0, 1], got {self.lr_min_ratio}")
         if self.mixed_precision not in ("no", "fp16", "bf16"):
             raise ValueError(f"trainer.mixed_precision must be 'no', 'fp16' or 'bf16', got {self.mixed_precision!r}")
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Learning-rate multiplier after ``step`` optimiser steps: linear warm-up to 1 over ``warmup_steps``, then
+    constant, or a cosine from 1 down to ``lr_min_ratio`` at ``max_steps`` (Loshchilov & Hutter 2017, eq. 5)."""
+    warm = max(1, cfg.warmup_steps)
+    if step + 1 < warm:
+        return (step + 1) / warm
+    if cfg.lr_schedule == "constant":
+        return 1.0
+    progress = min(1.0, (step + 1 - warm) / max(1, cfg.max_steps - warm))
+    return cfg.lr_min_ratio + (1.0 - cfg.lr_min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 class EpochShuffle(Sampler[int]):
@@ -137,8 +155,9 @@ class Trainer:
         self.model = Reconstructor(net, process.noise)
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr)
-        warm = max(1, config.warmup_steps)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / warm))
+        # one scheduler step per optimiser step, on the global step: not handed to accelerate.prepare, whose
+        # wrapper steps it once per process and would run the schedule num_processes times too fast
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: lr_factor(s, self.cfg))
         if len(train_set) < config.batch_size:
             raise ValueError(
                 f"the training set has {len(train_set)} images, fewer than one batch of {config.batch_size}; "
@@ -154,7 +173,7 @@ class Trainer:
             persistent_workers=False,
         )
         self.train_set = train_set
-        self.model, self.opt, self.loader, self.sched = self.acc.prepare(self.model, self.opt, loader, self.sched)
+        self.model, self.opt, self.loader = self.acc.prepare(self.model, self.opt, loader)
         self.ema.to(self.acc.device)
         self.gen = torch.Generator(device=self.acc.device).manual_seed(config.seed * 7919 + 17 + self.acc.process_index)
         self.step = 0
@@ -276,10 +295,15 @@ class Trainer:
         newer = [p.resolve() for p in list_checkpoints(self.ckpt_dir) if (step_of(p) or 0) > self.step]
         self.protected = {folder.resolve(), *newer}
 
+    def load_initial_weights(self, weights: dict[str, torch.Tensor]) -> None:
+        """Start from given network weights (raw and EMA alike; fresh optimiser state, step 0): fine-tuning."""
+        self.acc.unwrap_model(self.model).net.load_state_dict(weights)
+        self.ema.module.net.load_state_dict(weights)
+
     def apply_optimiser_settings(self) -> None:
         """Make the configured learning rate (and warm-up) rule after loading an optimizer/scheduler state,
         which would otherwise bring back the learning rate the checkpoint was trained with."""
-        sched = getattr(self.sched, "scheduler", self.sched)  # accelerate wraps the LambdaLR
+        sched = self.sched
         factor = sched.lr_lambdas[0](sched.last_epoch)
         sched.base_lrs = [self.cfg.lr for _ in self.opt.param_groups]
         for g in self.opt.param_groups:
@@ -405,4 +429,4 @@ def train_config_from_dict(d: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**d)
 
 
-__all__ = ["EpochShuffle", "TrainConfig", "Trainer", "train_config_from_dict"]
+__all__ = ["EpochShuffle", "TrainConfig", "Trainer", "lr_factor", "train_config_from_dict"]

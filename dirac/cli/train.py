@@ -33,6 +33,7 @@ from dirac.factory import (
 from dirac.io import atomic_write, to_json, write_json
 from dirac.models import count_parameters
 from dirac.runlock import RunLock
+from dirac.shipped import resolve_checkpoint
 from dirac.training import TrainConfig, Trainer, train_config_from_dict
 
 log = logging.getLogger("dirac.train")
@@ -51,6 +52,7 @@ SAFE_TO_CHANGE = (
     "logger",
     "resume",
     "resume_allow_changes",
+    "init_from",
 )
 # what a checkpoint cannot continue under at all: the weights' shapes and the degradation process they learned
 NEVER_CHANGE = ("model", "degradation", "schedule")
@@ -179,6 +181,32 @@ def _process(c: dict[str, Any], state: dict[str, Any] | None, train_set: Any):
     return process.with_schedule(schedule_from_config(process, images, c["schedule"]))
 
 
+def _init_source(c: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any, dict[str, Any]] | None:
+    """``init_from`` (fine-tuning): the EMA weights of a checkpoint folder or shipped model, its process when this
+    run's degradation and schedule configs equal the ones it was trained with (so t keeps its meaning; ``None``:
+    compute a fresh schedule), and a record for the run state. ``None`` when ``init_from`` is unset."""
+    source = c.get("init_from")
+    if not source:
+        return None
+    from dirac.factory import load_checkpoint
+    from dirac.stopping_choice import weights_fingerprint
+
+    try:
+        model, process, state = load_checkpoint(source, ema=True)
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"init_from={source}: {' '.join(str(e).split())}") from None
+    if state.get("model") != c["model"]:
+        raise ValueError(
+            f"init_from={source} holds a network of another architecture (its model config differs from this "
+            f"run's model group); pick the same model=... it was trained with"
+        )
+    old = state.get("config") or {}
+    same = old.get("degradation") == c["degradation"] and old.get("schedule") == c["schedule"]
+    folder = resolve_checkpoint(source)
+    record = {"path": str(source), "weights": weights_fingerprint(folder, ema=True), "schedule_kept": same}
+    return model.net.state_dict(), (process if same else None), record
+
+
 def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = None) -> dict[str, Any]:
     """Train (or resume) the run in ``out`` with the resolved config ``c``; returns the summary. ``on_start`` runs
     once every check has passed, before the first file is written."""
@@ -194,19 +222,27 @@ def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = No
     torch.manual_seed(tcfg.seed)  # reproducible initial weights
     net = model_from_config(c["model"])  # a size the network cannot take fails before any data work
     loss_from_config(process_from_config(c["degradation"]), c["loss"])  # bad values fail before the schedule
+    init = _init_source(c) if resume_from is None else None  # a resumed run already holds its weights
     train_set = dataset_from_config(c["data"], "train")
     val_set = dataset_from_config(c["data"], "val")
-    process = _process(c, state, train_set)
+    process = init[1] if init is not None and init[1] is not None else _process(c, state, train_set)
     if on_start is not None:
         on_start()
     write_json(out / "schedule.json", process.schedule.to_dict())
     log.info("model: %.2f M parameters; process: %s", count_parameters(net) / 1e6, process)
     run_state = {"config": c, "model": c["model"], "data": c["data"]}
+    if init is not None:
+        run_state["init_from"] = init[2]
+    elif state is not None and "init_from" in state:
+        run_state["init_from"] = state["init_from"]
     if state is not None:
         history = list(state.get("config_changes", []))
         run_state["config_changes"] = history + ([{"step": state["step"], "changes": changes}] if changes else [])
     trainer = _make_trainer(c, tcfg, net, process, train_set, val_set, out, run_state)
     trainer.clean_partial_writes()  # leftovers of a killed write (we hold the run lock)
+    if init is not None:
+        trainer.load_initial_weights(init[0])
+        log.info("initial weights from %s", init[2]["path"])
     if resume_from is not None:
         trainer.resume(resume_from)
         log.info("resuming from %s at step %d%s", resume_from, trainer.step, f"; applied {changes}" if changes else "")
