@@ -132,7 +132,12 @@ def test_compare_end_to_end_and_refusals(ckpts, tmp_path):
     assert doc["skipped"] == {} and doc["notes"]  # no default prior/regressor for a checkpoint path: noted
     for fig in ("compare_images", "perception_distortion", "psnr_vs_nfe"):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 1000
-    assert "tikhonov" in (out / "compare.md").read_text()
+    assert "tikhonov" in (out / "compare.md").read_text() and "Perception knob" in (out / "compare.md").read_text()
+    ot = doc["ot_curves"]
+    assert {r["method"] for r in ot} == {"dirac_do", "dirac_po", "tikhonov"}  # no oracle, no measurement
+    for r in ot:  # α = 0 is the restorer's own output: its row
+        assert r["alpha"] != 0 or abs(r["psnr"] - rows[r["method"]]["psnr"]) < 1e-4
+    assert "2 val images" in doc["ot_fit"]["restored"] and "2 val images" in doc["ot_fit"]["clean"]
     listed = json.loads((out / "manifest.json").read_text())["files"]
     assert {"compare.json", "compare.md", "tuned.yaml", "figures/psnr_vs_nfe.png"} <= set(listed)
     tuned = yaml.safe_load((out / "tuned.yaml").read_text())
