@@ -20,7 +20,8 @@ from dirac.evaluation.tuning import params_label
 
 FAST = ["trainer.max_steps=2"]
 ROW_KEYS = {"method", "psnr", "psnr_ci", "ssim", "ssim_ci", "perceptual", "perceptual_ci", "perceptual_metric", "nfe",
-            "wall_s", "images_per_s", "data_consistency", "params", "oracle", "description"}  # fmt: skip
+            "wall_s", "images_per_s", "data_consistency", "params", "oracle", "description",
+            "psnr_per_image"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +129,7 @@ def test_compare_end_to_end_and_refusals(ckpts, tmp_path):
         for key in ("psnr", "ssim", "perceptual"):
             lo, hi = r[f"{key}_ci"]
             assert math.isfinite(r[key]) and lo <= r[key] <= hi
+        assert len(r["psnr_per_image"]) == 4 and abs(sum(r["psnr_per_image"]) / 4 - r["psnr"]) < 1e-3
     assert rows["tikhonov_oracle"]["oracle"] and not rows["tikhonov"]["oracle"] and rows["dirac_do"]["nfe"] > 0
     assert doc["skipped"] == {} and doc["notes"]  # no default prior/regressor for a checkpoint path: noted
     for fig in ("compare_images", "perception_distortion", "psnr_vs_nfe"):

@@ -45,6 +45,7 @@ def metric_row(
     for key, m in metrics.items():
         row[key], row[f"{key}_ci"] = metric_ci(m, x, clean, resamples, seed, set_resamples)
     row["perceptual_metric"] = metrics["perceptual"].name
+    row["psnr_per_image"] = [round(float(v), 4) for v in metrics["psnr"](x, clean)]  # paired comparisons later
     return row
 
 
