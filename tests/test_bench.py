@@ -118,3 +118,18 @@ def test_prior_ablation_reports_paired_gains(bench_module, tmp_path):
     assert entries[0]["gain_over_baseline_db"]["mean"] == 0.0
     assert entries[1]["margin_over_tikhonov_db"]["mean"] == pytest.approx(2.0)
     assert "| after |" in out.with_suffix(".md").read_text()
+
+
+def test_delta_t_ablation_trains_and_scores_each_look_ahead(bench_module, tmp_path):
+    ablation = bench_module("delta_t_ablation")
+    sys.modules.pop("delta_t_ablation", None)
+    out, fig = tmp_path / "dt.json", tmp_path / "dt.png"
+    ablation.main(["--deltas", "0", "1", "--steps", "1", "--runs", str(tmp_path / "runs"), "--out", str(out),
+                   "--figure", str(fig)])  # fmt: skip
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["delta_t"] for r in rows] == [0.0, 1.0] and fig.is_file()
+    for r in rows:
+        for key in ("measurement", "one_shot", "full_run"):
+            lo, hi = r[key]["ci"]
+            assert math.isfinite(r[key]["psnr"]) and lo <= r[key]["psnr"] <= hi
+    assert (tmp_path / "runs" / "delta_1" / "checkpoints" / "last").exists()
