@@ -135,6 +135,11 @@ class DegradationProcess(ABC):
         """A measurement ``y = A_1 x0 + sigma_y z`` (the SDP at t = 1)."""
         return self.sample(x0, 1.0, generator)
 
+    def draw(self, batch: int, generator: torch.Generator | None = None) -> DegradationProcess:
+        """The process a training batch of ``batch`` images uses: ``self``, except for processes with random
+        per-image parameters (random masks draw fresh mask ids)."""
+        return self
+
     def with_schedule(self, schedule: SeveritySchedule) -> DegradationProcess:
         """The same process with another severity schedule."""
         new = object.__new__(type(self))
