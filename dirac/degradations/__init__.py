@@ -10,7 +10,7 @@ from .identity import IdentityProcess
 from .inpaint import SmoothInpaintingProcess
 from .kernel import KernelBlurProcess, load_kernel
 from .masks import BoxInpaintingProcess, RandomMaskProcess
-from .noise import GeometricNoiseSchedule
+from .noise import GeometricNoiseSchedule, check_measurement_noise, top_up_noise
 from .resample import SuperResolutionProcess
 from .severity import SeveritySchedule
 
@@ -63,6 +63,8 @@ __all__ = [
     "batch_times",
     "build_process",
     "check_images",
+    "check_measurement_noise",
     "load_kernel",
     "process_from_dict",
+    "top_up_noise",
 ]

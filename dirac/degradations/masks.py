@@ -124,7 +124,8 @@ class RandomMaskProcess(DegradationProcess):
 
     def draw(self, batch: int, generator: torch.Generator | None = None) -> RandomMaskProcess:
         """A training instance: fresh random mask ids for a batch of ``batch`` images."""
-        return self.with_ids(torch.randint(0, 2**31 - 1, (batch,), generator=generator))
+        device = generator.device if generator is not None else "cpu"
+        return self.with_ids(torch.randint(0, 2**31 - 1, (batch,), generator=generator, device=device).cpu())
 
     def mask_seeds(self, batch: int) -> Tensor:
         """The integer mask seed of every image of a batch, ``seed + ids``."""
