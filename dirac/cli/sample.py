@@ -82,8 +82,8 @@ def split_loader(cfg: dict[str, Any], state: dict, process: Any, sigma_y: float 
 def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
     cfg = check_uncertainty_settings(check_settings(cfg))  # every value checked before the (slow) heavy imports
     device = pick_device(str(cfg["device"]))
-    from dirac.evaluation import Context, OutputFolder, RunSettings, SamplerRestorer, modes
     from dirac.degradations import check_measurement_noise
+    from dirac.evaluation import Context, OutputFolder, RunSettings, SamplerRestorer, modes
     from dirac.evaluation.measurements import load_measurements, top_up_measurements
     from dirac.factory import load_checkpoint, require_role, sampler_from_config
     from dirac.metrics.registry import build_metric
