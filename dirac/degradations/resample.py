@@ -12,7 +12,8 @@ by zero-padding the spectrum. A low-resolution image ``lr`` of ``n / s`` pixels 
 * ``K_s`` is symmetric (exact adjoint = itself) with singular values ``h_s ∈ [0, 1]``; ``K_1 = I``; ``K_s 1 = 1``;
 * **monotone for every image**: ``h_s(f)`` is non-increasing in ``s`` for every frequency, so the lost energy
   ``‖x‖² − ‖A_s x‖²`` and the error ``‖x − A_s x‖²`` never decrease as ``s`` grows, and
-  ``A_s = G A_{s'}`` for ``s' < s`` (``G = K_s`` itself: the spectra are nested);
+  ``A_s = G A_{s'}`` for ``s' < s`` with ``G = C^T diag(h_s / h_{s'}) C`` per axis (``h_{s'} = 0`` only where
+  ``h_s = 0``: the kept spectra are nested);
 * continuous in ``s``; per-sample scales build one ``(n, n)`` matrix per image, applied with ``einsum``.
 
 The lowest-frequency cut leaves Gibbs ringing near edges in ``A_s x`` (an area or bicubic model would not, but
