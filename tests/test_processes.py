@@ -237,3 +237,18 @@ def test_tiny_random_mask_training_and_sampling_end_to_end(tmp_path):
     with pytest.raises(ValueError) as e:
         sample(tmp_path, "bad", f"checkpoint={ckpt}", "num_images=2", "sampler.noise_sigma=0.2", "device=cpu")
     assert_one_line(str(e.value), "sampler.noise_sigma=0.2", "[0, 0.05]", str(ckpt))
+
+
+def test_compare_skips_svd_peers_where_the_operator_has_no_exact_svd():
+    """mode=compare/tune: Wiener, DDRM and DiffPIR are dropped with the reason for a general 2-D kernel, kept for
+    the separable (sr) and diagonal (masks) processes; Tikhonov runs everywhere."""
+    from dirac.evaluation.peers import setup_peers
+
+    cfg = {"methods": ["wiener", "tikhonov"], "oracle": [], "prior": None, "regressor": None}
+    for proc in NEW:
+        peers = setup_peers(cfg, "my_checkpoint", proc, 1, "cpu")
+        assert "tikhonov" in peers.methods
+        if proc.kind == "kernel":
+            assert "wiener" not in peers.methods and "neither diagonal nor separable" in peers.skipped["wiener"]
+        else:
+            assert "wiener" in peers.methods and not peers.skipped
