@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import DegradationProcess
+from .base import MaskProcess
 from .noise import GeometricNoiseSchedule
 from .severity import SeveritySchedule
 
@@ -50,11 +50,10 @@ def uniform_fields(seeds: Tensor, height: int, width: int, device: torch.device 
     return (h.to(torch.float64) / 2.0**32).view(-1, 1, height, width)
 
 
-class BoxInpaintingProcess(DegradationProcess):
+class BoxInpaintingProcess(MaskProcess):
     """A centred square hole of side ``L`` (severity, pixels) growing from ``size_min`` to ``size_max``."""
 
     kind = "box"
-    shift_invariant = False
 
     def __init__(
         self,
@@ -85,18 +84,11 @@ class BoxInpaintingProcess(DegradationProcess):
         side = severity.to(x.dtype)
         return 1.0 - (self._cover(side, x.shape[2])[:, :, None] * self._cover(side, x.shape[3])[:, None, :])[:, None]
 
-    def apply(self, x: Tensor, severity: Tensor) -> Tensor:
-        return self.mask(x, severity) * x
 
-    def apply_adjoint(self, y: Tensor, severity: Tensor) -> Tensor:
-        return self.mask(y, severity) * y
-
-
-class RandomMaskProcess(DegradationProcess):
+class RandomMaskProcess(MaskProcess):
     """Random-pixel inpainting: a fraction ``p`` (severity) of the pixels removed, nested in ``p`` (see module)."""
 
     kind = "random_mask"
-    shift_invariant = False
 
     def __init__(
         self,
@@ -139,9 +131,3 @@ class RandomMaskProcess(DegradationProcess):
         """``m = [u >= p]`` as ``(B, 1, H, W)``."""
         u = uniform_fields(self.mask_seeds(x.shape[0]), x.shape[2], x.shape[3], x.device)
         return (u >= severity.to(torch.float64).view(-1, 1, 1, 1)).to(x.dtype)
-
-    def apply(self, x: Tensor, severity: Tensor) -> Tensor:
-        return self.mask(x, severity) * x
-
-    def apply_adjoint(self, y: Tensor, severity: Tensor) -> Tensor:
-        return self.mask(y, severity) * y
