@@ -199,6 +199,14 @@ def test_measurement_noise_rule():
     std = float(top_up_noise(y + 0.02 * torch.randn(y.shape, generator=torch.Generator().manual_seed(0)), 0.02, 0.05,
                              torch.Generator().manual_seed(1)).std())  # fmt: skip
     assert abs(std - 0.05) < 0.002  # exactly N(A x, sigma(1)^2) after the top-up
+    from dirac.evaluation.measurements import measure, top_up_measurements
+
+    proc, x = BoxInpaintingProcess(6.0), torch.zeros(1, 1, 200, 200)
+    y_user = x[0] + 0.01 * torch.randn(1, 200, 200, generator=torch.Generator().manual_seed(5))
+    ys = top_up_measurements([y_user], proc, 0.01, seed=4)
+    assert abs(float(ys[0].std()) - 0.05) < 0.002  # a user's measurement folder, topped up
+    assert torch.allclose(ys[0] - y_user, top_up_measurements([x[0]], proc, 0.01, seed=4)[0], atol=1e-6)  # seeded
+    assert abs(float(measure(proc, x, torch.Generator().manual_seed(0), 0.0).std()) - 0.05) < 0.002
 
 
 @pytest.mark.parametrize("proc", NEW, ids=lambda p: p.kind)
