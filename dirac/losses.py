@@ -56,17 +56,22 @@ class IncrementalReconstructionLoss:
             return 1.0 / sigma2
         return (sigma2 + SIGMA_DATA**2) / (sigma2 * SIGMA_DATA**2)
 
-    def per_sample(self, model: Model, x0: Tensor, t: Tensor, y_t: Tensor) -> Tensor:
-        """The weighted loss of each image for given times and noisy inputs (deterministic; ``(B,)``)."""
+    def per_sample(
+        self, model: Model, x0: Tensor, t: Tensor, y_t: Tensor, process: DegradationProcess | None = None
+    ) -> Tensor:
+        """The weighted loss of each image for given times and noisy inputs (deterministic; ``(B,)``);
+        ``process``: the batch's instance of the process (:meth:`DegradationProcess.draw`), default ``self.process``."""
+        proc = process if process is not None else self.process
         tau = (t - self.delta_t).clamp_min(0.0)
         pred = model(y_t, t)
-        s_tau = self.process.schedule(tau)
-        err = self.process.apply(pred, s_tau) - self.process.apply(x0, s_tau)
+        s_tau = proc.schedule(tau)
+        err = proc.apply(pred, s_tau) - proc.apply(x0, s_tau)
         return self.weight(t) * err.pow(2).flatten(1).mean(1)
 
     def __call__(self, model: Model, x0: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """A Monte-Carlo estimate of the loss on the batch ``x0`` (scalar)."""
         check_images(x0, "x0")
         t = self.sample_times(x0.shape[0], x0, generator)
-        y_t = self.process.sample(x0, t, generator)
-        return self.per_sample(model, x0, t, y_t).mean()
+        proc = self.process.draw(x0.shape[0], generator)  # random masks: fresh masks per batch
+        y_t = proc.sample(x0, t, generator)
+        return self.per_sample(model, x0, t, y_t, proc).mean()

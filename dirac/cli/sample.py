@@ -62,8 +62,9 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def split_loader(cfg: dict[str, Any], state: dict, process: Any):
+def split_loader(cfg: dict[str, Any], state: dict, process: Any, sigma_y: float | None = None):
     """``load(split) -> (clean, y)``: the split's first ``num_images`` images and their seeded measurements."""
+    from dirac.evaluation.measurements import measure
     from dirac.factory import dataset_from_config
 
     offsets = {"test": 10_000, "val": 20_000}
@@ -73,7 +74,7 @@ def split_loader(cfg: dict[str, Any], state: dict, process: Any):
         n = len(ds) if cfg["num_images"] is None else min(cfg["num_images"], len(ds))
         clean = torch.stack([ds[i] for i in range(n)])
         g = torch.Generator().manual_seed(cfg["seed"] + offsets.get(split, 30_000))
-        return clean, process.measure(clean, g)
+        return clean, measure(process, clean, g, sigma_y)
 
     return load
 
@@ -81,8 +82,9 @@ def split_loader(cfg: dict[str, Any], state: dict, process: Any):
 def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
     cfg = check_uncertainty_settings(check_settings(cfg))  # every value checked before the (slow) heavy imports
     device = pick_device(str(cfg["device"]))
+    from dirac.degradations import check_measurement_noise
     from dirac.evaluation import Context, OutputFolder, RunSettings, SamplerRestorer, modes
-    from dirac.evaluation.measurements import load_measurements
+    from dirac.evaluation.measurements import load_measurements, top_up_measurements
     from dirac.factory import load_checkpoint, require_role, sampler_from_config
     from dirac.metrics.registry import build_metric
 
@@ -90,6 +92,7 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
     model, process, state = load_checkpoint(folder, ema=cfg["ema"], device=device)
     require_role(state, "dirac", str(cfg["checkpoint"]))
     check_degradation(cfg.get("degradation"), process, cfg["checkpoint"])
+    sigma_y = check_measurement_noise(cfg["sampler"].pop("noise_sigma", None), process.noise, str(cfg["checkpoint"]))
     opts = {"lpips_net": cfg["lpips_net"], "lpips_weights": cfg["lpips_weights"]}
     settings = RunSettings(cfg["batch_size"], cfg["seed"], cfg["per_image_noise"], device,
                            [build_metric(m, **opts) for m in cfg["metrics"]])  # fmt: skip
@@ -108,6 +111,7 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
         points = stopping_points(sampler_cfg, choice_path, fingerprint)
         if cfg["measurements"]:
             ys, names = load_measurements(cfg["measurements"], int(state["model"]["channels"]), cfg["num_images"])
+            ys = top_up_measurements(ys, process, sigma_y, cfg["seed"])
     if cfg["mode"] in ("tune", "compare"):  # methods, networks and overrides checked before any output is written
         from dirac.evaluation.peers import setup_peers
 
@@ -118,7 +122,7 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
     removed = out.prepare(cfg["overwrite"])
     if removed:
         log.info("overwrite=true: removed %d files of the previous run (listed in its manifest)", len(removed))
-    ctx = Context(make, process, split_loader(cfg, state, process), settings, out, str(cfg["checkpoint"]),
+    ctx = Context(make, process, split_loader(cfg, state, process, sigma_y), settings, out, str(cfg["checkpoint"]),
                   cfg["save_images"])  # fmt: skip
     if cfg["mode"] in ("tune", "compare"):
         summary = peer_mode(cfg, ctx, peers, points if cfg["mode"] == "compare" else {}, opts)
@@ -127,7 +131,9 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
     elif cfg["mode"] in UNCERTAINTY_MODES:
         from dirac.evaluation.uncertainty_modes import run_uncertainty_mode
 
-        fit_load = split_loader({**cfg, "num_images": 2 * cfg["perception_control"]["fit_images"]}, state, process)
+        fit_load = split_loader(
+            {**cfg, "num_images": 2 * cfg["perception_control"]["fit_images"]}, state, process, sigma_y
+        )
         summary = run_uncertainty_mode(ctx, points, cfg, fit_load)
     elif cfg["measurements"]:
         summary = modes.reconstruct_folder(ctx, ys, names, points, cfg["samples_per_measurement"])

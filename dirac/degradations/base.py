@@ -135,6 +135,11 @@ class DegradationProcess(ABC):
         """A measurement ``y = A_1 x0 + sigma_y z`` (the SDP at t = 1)."""
         return self.sample(x0, 1.0, generator)
 
+    def draw(self, batch: int, generator: torch.Generator | None = None) -> DegradationProcess:
+        """The process a training batch of ``batch`` images uses: ``self``, except for processes with random
+        per-image parameters (random masks draw fresh mask ids)."""
+        return self
+
     def with_schedule(self, schedule: SeveritySchedule) -> DegradationProcess:
         """The same process with another severity schedule."""
         new = object.__new__(type(self))
@@ -153,3 +158,19 @@ class DegradationProcess(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(params={self.params()}, noise={self.noise}, schedule={self.schedule})"
+
+
+class MaskProcess(DegradationProcess):
+    """A diagonal process ``A_s x = m_s ⊙ x`` (its own adjoint); subclasses give the mask ``m_s``."""
+
+    shift_invariant = False
+
+    @abstractmethod
+    def mask(self, x: Tensor, severity: Tensor) -> Tensor:
+        """``m_s`` as a ``(B, 1 or C, H, W)`` tensor for images shaped like ``x``."""
+
+    def apply(self, x: Tensor, severity: Tensor) -> Tensor:
+        return self.mask(x, severity) * x
+
+    def apply_adjoint(self, y: Tensor, severity: Tensor) -> Tensor:
+        return self.mask(y, severity) * y

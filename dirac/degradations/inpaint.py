@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import DegradationProcess
+from .base import MaskProcess
 from .noise import GeometricNoiseSchedule
 from .severity import SeveritySchedule
 
@@ -29,7 +29,7 @@ def smooth_masks(width: Tensor, height_px: int, width_px: int, power: float) -> 
     return ((1.0 - f).clamp_min(0.0) ** power)[:, None]
 
 
-class SmoothInpaintingProcess(DegradationProcess):
+class SmoothInpaintingProcess(MaskProcess):
     """Centred smooth-mask inpainting; severity = mask width ``w`` in pixels.
 
     The mask is centred on the whole image, so the process is not shift-invariant (never tiled).
@@ -41,7 +41,6 @@ class SmoothInpaintingProcess(DegradationProcess):
     """
 
     kind = "inpaint"
-    shift_invariant = False
 
     def __init__(
         self,
@@ -71,9 +70,3 @@ class SmoothInpaintingProcess(DegradationProcess):
     def mask(self, x: Tensor, severity: Tensor) -> Tensor:
         """The mask ``m_s`` as a ``(B, 1, H, W)`` tensor for images shaped like ``x``."""
         return smooth_masks(severity.to(x.dtype), x.shape[2], x.shape[3], self.power)
-
-    def apply(self, x: Tensor, severity: Tensor) -> Tensor:
-        return self.mask(x, severity) * x
-
-    def apply_adjoint(self, y: Tensor, severity: Tensor) -> Tensor:
-        return self.mask(y, severity) * y

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
 from torch import Tensor
 
 from ..data import find_images, load_image
+from ..degradations import DegradationProcess, top_up_noise
 
 
 def check_unique_stems(files: list[str], root: Path) -> None:
@@ -46,3 +48,24 @@ def load_measurements(root: str | Path, channels: int, limit: int | None = None)
     check_unique_stems(files, root)
     files = files if limit is None else files[:limit]
     return [read_measurement(root / rel, channels) for rel in files], files
+
+
+def measure(
+    process: DegradationProcess, clean: Tensor, generator: torch.Generator, sigma_y: float | None = None
+) -> Tensor:
+    """Seeded measurements of ``clean``: ``A_1 x + sigma(1) z`` or, with ``sigma_y`` (``sampler.noise_sigma``),
+    ``A_1 x + sigma_y z`` topped up to ``sigma(1)`` the way user measurements are (:func:`top_up_measurements`)."""
+    if sigma_y is None:
+        return process.measure(clean, generator)
+    y = process.degrade(clean, 1.0) + sigma_y * torch.randn(clean.shape, generator=generator, dtype=clean.dtype)
+    return top_up_noise(y, sigma_y, process.sigma_y, generator)
+
+
+def top_up_measurements(
+    ys: list[Tensor], process: DegradationProcess, sigma_y: float | None, seed: int
+) -> list[Tensor]:
+    """User measurements of noise ``sigma_y`` made exactly as noisy as the SDP at t = 1 (one seeded draw per file)."""
+    if sigma_y is None:
+        return ys
+    return [top_up_noise(y[None], sigma_y, process.sigma_y, torch.Generator().manual_seed(seed + i))[0]
+            for i, y in enumerate(ys)]  # fmt: skip

@@ -50,6 +50,7 @@ class Method:
     needs: tuple[str, ...] = ()
     description: str = ""
     paper: Mapping[str, Any] = field(default_factory=dict)  # the paper's value of a fixed setting we shrank for CPU
+    svd: bool = False  # needs the exact SVD of A_1 (dirac.baselines.spectral: diagonal or separable operators)
 
     def candidates(self) -> list[dict[str, Any]]:
         """Every combination of the grid's values (one empty dict when there is nothing to tune)."""
@@ -98,14 +99,15 @@ def _regressor(res: Resources) -> Restorer:
 # Step counts are CPU-sized defaults (papers: DDRM 20, DiffPIR 20-100, DPS 1000); override with
 # compare.overrides.<method>.steps=N. Grids span each paper's recommended value.
 METHODS: dict[str, Method] = {
-    "wiener": Method(_wiener, {"nsr": WIENER_NSR}, description="Wiener filter, constant NSR, exact SVD basis"),
+    "wiener": Method(_wiener, {"nsr": WIENER_NSR}, description="Wiener filter, constant NSR, exact SVD basis",
+                     svd=True),
     "tikhonov": Method(_tikhonov, {"lam": TIKHONOV_LAMBDAS}, description="Laplacian-regularised least squares (CG)"),
     "admm_tv": Method(_admm_tv, {"lam": TV_LAMBDAS}, {"iterations": 100}, description="isotropic TV by ADMM"),
     "ddrm": Method(_ddrm, {"eta": (0.5, 0.7, 0.85, 1.0)}, {"steps": 20, "eta_b": 1.0}, ("prior",),
-                   "DDRM (Kawar et al. 2022), exact SVD, unconditional prior"),
+                   "DDRM (Kawar et al. 2022), exact SVD, unconditional prior", svd=True),
     "diffpir": Method(_diffpir, {"lam": (1.0, 3.0, 7.0, 20.0), "zeta": (0.1, 0.3, 1.0)}, {"steps": 20},
                       ("prior",), "DiffPIR (Zhu et al. 2023), exact proximal step, unconditional prior",
-                      {"steps": 100}),
+                      {"steps": 100}, svd=True),
     "dps": Method(_dps, {"zeta": (0.1, 0.3, 1.0, 3.0)}, {"steps": 50}, ("prior",),
                   "DPS (Chung et al. 2023), unconditional prior, forward + backward per step", {"steps": 1000}),
     "regressor": Method(_regressor, needs=("regressor",),

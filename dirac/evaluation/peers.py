@@ -129,14 +129,29 @@ def load_resources(
     return res, notes
 
 
+def svd_unavailable(process: DegradationProcess, channels: int, size: int = 64) -> str | None:
+    """Why the exact SVD of ``A_1`` (Wiener, DDRM, DiffPIR) is unavailable for ``process``, or ``None``."""
+    from ..baselines.spectral import spectral_operator
+
+    try:
+        spectral_operator(process, (channels, size, size))
+    except ValueError as e:
+        return str(e)
+    return None
+
+
 def runnable(methods: Mapping[str, Method], res: Resources) -> tuple[dict[str, Method], dict[str, str]]:
-    """The methods whose networks are loaded, and ``{name: why}`` for the skipped ones."""
+    """The methods whose networks are loaded and whose operator needs are met, and ``{name: why}`` for the rest."""
     keep, skipped = {}, {}
+    no_svd = svd_unavailable(res.process, 1) if any(m.svd for m in methods.values()) else None
     for name, m in methods.items():
         missing = [n for n in m.needs if getattr(res, n) is None]
         if missing:
             skipped[name] = f"needs the {' and '.join(missing)} network (compare.{missing[0]}= is unset or unavailable)"
             log.info("skipping %s: %s", name, skipped[name])
+        elif m.svd and no_svd:
+            skipped[name] = no_svd
+            log.info("skipping %s: %s", name, no_svd)
         else:
             keep[name] = m
     return keep, skipped

@@ -61,6 +61,8 @@ def check_sampler(s: dict[str, Any]) -> dict[str, Any]:
     s["steps"] = as_int(s.get("steps"), "sampler.steps")
     s["guidance_strength"] = as_float(s.get("guidance_strength", 0.0), "sampler.guidance_strength", 0.0)
     s["t_stop"] = check_t_stop(s.get("t_stop"))
+    if s.get("noise_sigma") is not None:  # the upper limit is the checkpoint's sigma(1), checked once it is loaded
+        s["noise_sigma"] = as_float(s["noise_sigma"], "sampler.noise_sigma", 0.0)
     return s
 
 
