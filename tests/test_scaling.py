@@ -1,0 +1,119 @@
+"""Scaling options in one process: sharding arithmetic, NumPy scalars removed for torch.compile, bf16 and compiled
+networks against float32 eager, the optional wandb extra. Multi-process launches are in test_distributed.py."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers import assert_one_line, tiny_training, train_tiny
+
+import dirac.distributed as dd
+from dirac.models import build_ncsnpp
+from dirac.models.ncsnpp import python_floats
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 7])
+def test_shards_cover_the_set_in_order(monkeypatch, size):
+    for n in range(0, 12):
+        parts = []
+        for rank in range(size):
+            monkeypatch.setattr(dd, "world", lambda r=rank: (r, size))
+            parts.append(dd.shard(n))
+        assert [i for p in parts for i in p] == list(range(n))  # rank order = the single-process order
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def _net(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    net = build_ncsnpp("tiny").eval()
+    with torch.no_grad():
+        for p in net.parameters():  # the output layers start at zero: give every layer a say
+            p.normal_(0, 0.05)
+    return net
+
+
+def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(3, 3, 16, 16, generator=g), torch.tensor([0.01, 0.03, 0.05])
+
+
+def test_numpy_scalars_are_python_floats_and_outputs_do_not_change():
+    net = _net()
+    found = [(m, k) for m in net.modules() for k in ("output_scale_factor", "rescale_output_factor") if hasattr(m, k)]
+    assert found and not any(isinstance(getattr(m, k), np.generic) for m, k in found)
+    y, s = _inputs()
+    with torch.no_grad():
+        ours = net(y, s)
+        for m, k in found:  # diffusers' own NumPy scalars back
+            setattr(m, k, np.float64(getattr(m, k)))
+        theirs = net(y, s)
+    assert python_floats(net) == len(found)
+    assert torch.equal(ours, theirs)
+
+
+def test_bf16_network_stays_close_to_float32():
+    net = _net()
+    y, s = _inputs()
+    with torch.no_grad():
+        ref = net(y, s)
+        low = net.set_precision("bf16")(y, s)
+    assert low.dtype == torch.float32
+    err = (low - ref).abs().max().item()
+    assert 0 < err < 0.05 * ref.abs().max().item()  # bf16 changes the result, a little
+    with pytest.raises(ValueError, match="mixed_precision"):
+        net.set_precision("fp8")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_compiled_network_matches_eager(backend):
+    """Forward and input gradient (what guidance uses) of a compiled tiny NCSN++ against eager."""
+    if backend == "inductor" and not (shutil.which("cc") or shutil.which("gcc")):
+        pytest.skip("inductor on CPU needs a C compiler")
+    eager, compiled = _net(), _net().compile_unet(backend)
+    assert list(compiled.state_dict()) == list(eager.state_dict())  # checkpoints keep their names
+    y, s = _inputs()
+    outs = []
+    for net in (eager, compiled):
+        x = y.clone().requires_grad_(True)
+        out = net(x, s)
+        (grad,) = torch.autograd.grad(out.square().sum(), x)
+        outs.append((out.detach(), grad))
+    assert torch.allclose(outs[0][0], outs[1][0], atol=1e-5, rtol=1e-5)
+    assert torch.allclose(outs[0][1], outs[1][1], atol=1e-4, rtol=1e-4)
+
+
+def test_missing_wandb_is_a_one_line_error_naming_the_extra(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` raises ImportError
+    with pytest.raises(SystemExit) as err:
+        train_tiny(tmp_path / "run", tiny_training(logger="wandb", trainer__max_steps=2))
+    assert_one_line(str(err.value.code), "logger=wandb", 'pip install "dirac[wandb]"')
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_bf16_training_runs_and_stays_finite(tmp_path):
+    out = tmp_path / "bf16"
+    train_tiny(out, tiny_training(trainer__max_steps=2, trainer__mixed_precision="bf16", trainer__cpu="true"))
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2] and all(np.isfinite(r["train/loss"]) for r in log)
+
+
+@pytest.mark.slow
+def test_wandb_offline_logs_config_and_sample_grids(tmp_path):
+    pytest.importorskip("wandb")
+    out = tmp_path / "run"
+    overrides = tiny_training(logger="wandb", trainer__max_steps=2, **{"logger.project": "dirac-test"})
+    train_tiny(out, [*overrides, "logger.tags=[ci,tiny]"])
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1
+    images = list(runs[0].rglob("media/images/samples*.png"))
+    assert images, "no sample grid was logged"
+    meta = json.loads(next(runs[0].rglob("wandb-metadata.json")).read_text()) if any(runs[0].rglob("*.json")) else {}
+    assert isinstance(meta, dict)
+    assert list(Path(runs[0]).rglob("*.wandb"))
