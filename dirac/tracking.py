@@ -38,7 +38,6 @@ def wandb_init_kwargs(logger: Mapping[str, Any], out: str | Path) -> dict[str, A
     for key in ("project", "entity"):
         if logger.get(key) is not None and not isinstance(logger.get(key), str):
             raise ValueError(f"logger.{key} must be a string, got {logger.get(key)!r}")
-    Path(out).mkdir(parents=True, exist_ok=True)
     return {"mode": mode, "dir": str(out), "entity": logger.get("entity"), "tags": list(tags)}
 
 

@@ -19,7 +19,7 @@ from helpers import run, sample, tiny_training
 from safetensors.torch import load_file
 
 from dirac.checkpoint import load_nested, read_state, tensors_sha256
-from dirac.training import TrainConfig, lr_factor
+from dirac.training import lr_factor, train_config_from_dict
 
 pytestmark = pytest.mark.distributed
 THREADS = {"OMP_NUM_THREADS": "1"}
@@ -71,11 +71,12 @@ def test_two_processes_train_in_sync_and_write_one_set_of_files(straight):
 
 
 def test_learning_rate_follows_the_global_step(straight):
-    """Warm-up over 3 optimiser steps: lr after step k is lr·factor(k), however many processes there are."""
-    cfg = TrainConfig(max_steps=4, warmup_steps=3, lr=0.01)
+    """Warm-up over 3 optimiser steps, then cosine: lr after step k is lr·factor(k), however many processes."""
+    cfg = train_config_from_dict(read_state(straight / "checkpoints" / "last")["config"]["trainer"])
+    assert cfg.warmup_steps == 3 and cfg.lr == 0.01
     log = [json.loads(line) for line in (straight / "train_log.jsonl").read_text().splitlines()]
     for rec in log:
-        assert rec["lr"] == pytest.approx(0.01 * lr_factor(rec["step"], cfg), rel=1e-6)
+        assert rec["lr"] == pytest.approx(cfg.lr * lr_factor(rec["step"], cfg), rel=1e-6)
 
 
 def test_two_process_run_stopped_and_resumed_equals_the_straight_run(straight, tmp_path):

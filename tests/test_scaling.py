@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from helpers import assert_one_line, tiny_training, train_tiny
+from helpers import assert_one_line, sample, tiny_training, train_tiny
 
 import dirac.distributed as dd
 from dirac.models import build_ncsnpp
@@ -105,15 +104,18 @@ def test_bf16_training_runs_and_stays_finite(tmp_path):
 
 
 @pytest.mark.slow
-def test_wandb_offline_logs_config_and_sample_grids(tmp_path):
+def test_wandb_offline_logs_sample_grids_and_figures(tmp_path):
+    """Training logs its sample grids, sample.py its figures, into offline runs under RUN/wandb/ (no network)."""
     pytest.importorskip("wandb")
     out = tmp_path / "run"
     overrides = tiny_training(logger="wandb", trainer__max_steps=2, **{"logger.project": "dirac-test"})
     train_tiny(out, [*overrides, "logger.tags=[ci,tiny]"])
-    runs = list((out / "wandb").glob("offline-run-*"))
-    assert len(runs) == 1
-    images = list(runs[0].rglob("media/images/samples*.png"))
-    assert images, "no sample grid was logged"
-    meta = json.loads(next(runs[0].rglob("wandb-metadata.json")).read_text()) if any(runs[0].rglob("*.json")) else {}
-    assert isinstance(meta, dict)
-    assert list(Path(runs[0]).rglob("*.wandb"))
+    (run,) = (out / "wandb").glob("offline-run-*")
+    assert list(run.rglob("media/images/samples*.png")), "no sample grid was logged"
+    assert list(run.glob("*.wandb"))
+    args = [f"checkpoint={out / 'checkpoints' / 'last'}", "num_images=2", "sampler.steps=2", "sampler.t_stop=0",
+            "metrics=[psnr]", "logger=wandb", "logger.mode=offline"]  # fmt: skip
+    sample(tmp_path, "s", *args)
+    (run,) = (tmp_path / "s" / "wandb").glob("offline-run-*")
+    assert list(run.rglob("media/images/figures/grid*.png")), "no figure was logged"
+    assert "wandb/" not in " ".join(json.loads((tmp_path / "s" / "manifest.json").read_text())["files"])

@@ -214,7 +214,8 @@ def main(cfg: DictConfig) -> None:
         summary = run(OmegaConf.to_container(cfg, resolve=True), out_dir, f"{hc.job.name}.log")
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError) as e:
         raise SystemExit(f"error: {e}") from None
-    report(summary, out_dir)
+    if is_main():  # under several processes: one report, from the process that wrote the outputs
+        report(summary, out_dir)
 
 
 if __name__ == "__main__":
