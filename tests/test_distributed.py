@@ -9,6 +9,7 @@ Each launch is a few steps of the tiny network; every launch gets its own free p
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 from pathlib import Path
@@ -32,7 +33,11 @@ def free_port() -> str:
         return str(s.getsockname()[1])
 
 
-def launch(script: str, *args: str, processes: int = 2, timeout: int = 600):
+# a launch takes ~20–60 s on an idle 2-core machine; a loaded one needs far more (DIRAC_LAUNCH_TIMEOUT seconds)
+TIMEOUT = int(os.environ.get("DIRAC_LAUNCH_TIMEOUT", "900"))
+
+
+def launch(script: str, *args: str, processes: int = 2, timeout: int = TIMEOUT):
     """``accelerate launch --multi_gpu --num_processes N SCRIPT ARGS`` with ``trainer.cpu=true``/``device=cpu``
     in the arguments: N gloo processes on the CPU (``--cpu`` alone would start one)."""
     flags = f"--multi_gpu --num_processes {processes} --num_machines 1 --mixed_precision no --dynamo_backend no"
@@ -104,26 +109,26 @@ def _per_image(folder: Path) -> dict[str, list[float]]:
     return {f"{lb}/{k}": [row[k] for row in p["per_image"]] for lb, p in m["points"].items() for k in ("psnr", "ssim")}
 
 
-@pytest.mark.parametrize("num_images", [5])
-def test_sampling_on_two_processes_equals_one_process(straight, tmp_path, num_images):
-    """5 images on 2 ranks (3 + 2), batch size 2: outputs, per-image metrics and files equal a 1-process run."""
-    args = [f"checkpoint={straight / 'checkpoints' / 'last'}", f"num_images={num_images}", "batch_size=2",
-            "sampler.steps=4", "sampler.t_stop=0", "metrics=[psnr,ssim]", "device=cpu"]  # fmt: skip
+def test_sampling_on_two_processes_equals_one_process(tmp_path):
+    """The shipped blur model on 4 test images, batch size 2: rank 0 reconstructs images 0–1, rank 1 images 2–3
+    (the same batches as one process), each image with its own seeded noise; the gathered outputs, per-image
+    metrics and files equal a single-process run exactly, and only one set of files is written."""
+    args = ["checkpoint=blur_default", "num_images=4", "batch_size=2", "sampler.steps=4", "sampler.t_stop=0",
+            "metrics=[psnr,ssim]", "device=cpu"]  # fmt: skip
     torch.set_num_threads(1)
-    one = sample(tmp_path, "one", *args)
+    sample(tmp_path, "one", *args)
     launch("sample.py", *args, f"hydra.run.dir={tmp_path / 'two'}")
-    two = tmp_path / "two"
-    a, b = _per_image(tmp_path / "one"), _per_image(two)
-    assert a.keys() == b.keys() and len(next(iter(a.values()))) == num_images
-    for k in a:
-        assert a[k] == pytest.approx(b[k], abs=1e-6), k
-    names = sorted(p.relative_to(two).as_posix() for p in (two / "reconstructions").rglob("*.png"))
-    assert len(names) == num_images
-    for n in names:
-        assert (two / n).read_bytes() == (tmp_path / "one" / n).read_bytes(), n
-    manifest = json.loads((two / "manifest.json").read_text())
-    assert manifest["complete"] and len(manifest["files"]) == len(set(manifest["files"]))
-    assert one["num_images"] == num_images
+    one, two = tmp_path / "one", tmp_path / "two"
+    a, b = _per_image(one), _per_image(two)
+    assert a.keys() == b.keys() and all(len(v) == 4 for v in a.values())
+    assert a == b  # bit for bit (same batches); other batchings agree to float rounding
+    files = json.loads((two / "manifest.json").read_text())["files"]
+    assert json.loads((one / "manifest.json").read_text())["files"] == files and len(files) == len(set(files))
+    pngs = [f for f in files if f.endswith(".png") and f.startswith(("reconstructions/", "measurements/"))]
+    assert len(pngs) == 8
+    for f in pngs:
+        assert (two / f).read_bytes() == (one / f).read_bytes(), f
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one", "two"]
 
 
 if __name__ == "__main__":  # pragma: no cover
