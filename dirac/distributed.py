@@ -95,7 +95,11 @@ def on_main(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
             failure = (type(e), str(e))
     result, failure = broadcast((result, failure))
     if failure is not None:
-        raise failure[0](failure[1])
+        try:
+            error = failure[0](failure[1])
+        except Exception:  # an exception type that needs other arguments
+            error = RuntimeError(failure[1])
+        raise error
     return result
 
 

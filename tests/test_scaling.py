@@ -119,3 +119,21 @@ def test_wandb_offline_logs_sample_grids_and_figures(tmp_path):
     (run,) = (tmp_path / "s" / "wandb").glob("offline-run-*")
     assert list(run.rglob("media/images/figures/grid*.png")), "no figure was logged"
     assert "wandb/" not in " ".join(json.loads((tmp_path / "s" / "manifest.json").read_text())["files"])
+
+
+@pytest.mark.parametrize(
+    ("override", "words"),
+    [("mixed_precision=fp8", ["mixed_precision", "bf16"]), ("compile=maybe", ["compile", "true or false"])],
+)
+def test_bad_speed_options_of_sample_are_named(tmp_path, override, words):
+    with pytest.raises(ValueError) as err:
+        sample(tmp_path, "bad", override)
+    assert_one_line(str(err.value), *words)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_sample_in_bf16_stays_close_to_float32(tmp_path):
+    args = ["num_images=2", "sampler.steps=2", "sampler.t_stop=1", "metrics=[psnr]", "device=cpu"]
+    fp32 = sample(tmp_path, "fp32", *args)["points"]["t1"]["psnr"]
+    bf16 = sample(tmp_path, "bf16", *args, "mixed_precision=bf16")["points"]["t1"]["psnr"]
+    assert fp32 != bf16 and abs(fp32 - bf16) < 0.05

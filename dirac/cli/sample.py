@@ -164,8 +164,10 @@ def speed_up(net: Any, mixed_precision: str, compiled: bool, backend: str) -> No
         raise ValueError(f"mixed_precision={mixed_precision} needs an NCSN++ network; use mixed_precision=no")
     if hasattr(net, "set_precision"):
         net.set_precision(mixed_precision)
-    if compiled:
-        net.compile_unet(backend) if hasattr(net, "compile_unet") else net.compile(backend=backend)
+    if compiled and hasattr(net, "compile_unet"):
+        net.compile_unet(backend)
+    elif compiled:
+        net.compile(backend=backend)
 
 
 def peer_mode(cfg: dict[str, Any], ctx: Any, peers: Any, points: dict, opts: dict[str, Any]) -> dict[str, Any]:
