@@ -94,3 +94,42 @@ def test_pipeline_scale_quick(bench_module, tmp_path):
     _check_ratios(data["ratios"])
     assert data["ratios"]["96_64.psnr_gap_db"] < 0.1 and data["ratios"]["96_48.psnr_gap_db"] < 0.1
     assert all(r["psnr"] > r["psnr_measurement"] for r in data["results"])
+
+
+def test_prior_ablation_reports_paired_gains(bench_module, tmp_path):
+    ablation = bench_module("prior_ablation")
+    sys.modules.pop("prior_ablation", None)
+
+    def compare_json(name: str, do: list[float], tik: list[float]) -> str:
+        rows = [{"method": m, "psnr": sum(v) / len(v), "psnr_ci": [0, 99], "psnr_per_image": v,
+                 "params": {"lam": 0.1}, "perceptual": 1.0, "perceptual_metric": "swd"}
+                for m, v in (("dirac_do", do), ("tikhonov", tik))]  # fmt: skip
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"rows": rows}))
+        return f"{name}={path}"
+
+    out = tmp_path / "ablation.json"
+    before = compare_json("before", [20.0, 22.0, 24.0, 26.0], [21.0, 21.0, 23.0, 23.0])
+    after = compare_json("after", [21.0, 23.5, 24.5, 27.0], [21.0, 21.0, 23.0, 23.0])
+    ablation.main(["--task", "blur", "--variant", before, "--variant", after, "--out", str(out)])
+    entries = json.loads(out.read_text())["blur"]
+    gain = entries[1]["gain_over_baseline_db"]
+    assert gain["mean"] == pytest.approx(1.0) and gain["ci"][0] <= 1.0 <= gain["ci"][1]
+    assert entries[0]["gain_over_baseline_db"]["mean"] == 0.0
+    assert entries[1]["margin_over_tikhonov_db"]["mean"] == pytest.approx(2.0)
+    assert "| after |" in out.with_suffix(".md").read_text()
+
+
+def test_delta_t_ablation_trains_and_scores_each_look_ahead(bench_module, tmp_path):
+    ablation = bench_module("delta_t_ablation")
+    sys.modules.pop("delta_t_ablation", None)
+    out, fig = tmp_path / "dt.json", tmp_path / "dt.png"
+    ablation.main(["--deltas", "0", "1", "--steps", "1", "--runs", str(tmp_path / "runs"), "--out", str(out),
+                   "--figure", str(fig)])  # fmt: skip
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["delta_t"] for r in rows] == [0.0, 1.0] and fig.is_file()
+    for r in rows:
+        for key in ("measurement", "one_shot", "full_run"):
+            lo, hi = r[key]["ci"]
+            assert math.isfinite(r[key]["psnr"]) and lo <= r[key]["psnr"] <= hi
+    assert (tmp_path / "runs" / "delta_1" / "checkpoints" / "last").exists()

@@ -7,7 +7,10 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import sample, tiny_training, train_tiny
+
+from dirac.evaluation.uncertainty_modes import unpaired_fit_sets
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +47,18 @@ def test_mode_perception_control_writes_alpha_rows(tiny, tmp_path):
         (m, a) for m in ("dirac_full", "tikhonov") for a in (0, 0.5, 1)
     ]
     assert all(math.isfinite(x["psnr"]) and math.isfinite(x["swd"]) for x in rows)
-    assert "train" in r["fit"]["clean"] and "val" in r["fit"]["restored"]
+    assert r["fit"]["clean"].startswith("3 val") and r["fit"]["restored"].startswith("3 val")  # disjoint halves
     assert (out / "figures" / "perception_control.png").is_file()
+
+
+def test_unpaired_fit_sets_never_pair_an_image_with_its_measurement():
+    clean = torch.arange(10.0).view(10, 1, 1, 1)
+    load = {"val": (clean, clean + 100), "train": (clean + 50, clean + 150)}.__getitem__
+    pc = {"fit_split": "val", "clean_split": "val", "fit_images": 12}
+    y, unpaired = unpaired_fit_sets(load, pc)
+    assert y.flatten().tolist() == [100, 101, 102, 103, 104] and unpaired.flatten().tolist() == [5, 6, 7, 8, 9]
+    y, unpaired = unpaired_fit_sets(load, {**pc, "clean_split": "train", "fit_images": 3})
+    assert y.flatten().tolist() == [100, 101, 102] and unpaired.flatten().tolist() == [50, 51, 52]
 
 
 @pytest.mark.parametrize(

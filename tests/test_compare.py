@@ -20,7 +20,8 @@ from dirac.evaluation.tuning import params_label
 
 FAST = ["trainer.max_steps=2"]
 ROW_KEYS = {"method", "psnr", "psnr_ci", "ssim", "ssim_ci", "perceptual", "perceptual_ci", "perceptual_metric", "nfe",
-            "wall_s", "images_per_s", "data_consistency", "params", "oracle", "description"}  # fmt: skip
+            "wall_s", "images_per_s", "data_consistency", "params", "oracle", "description",
+            "psnr_per_image"}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -128,11 +129,17 @@ def test_compare_end_to_end_and_refusals(ckpts, tmp_path):
         for key in ("psnr", "ssim", "perceptual"):
             lo, hi = r[f"{key}_ci"]
             assert math.isfinite(r[key]) and lo <= r[key] <= hi
+        assert len(r["psnr_per_image"]) == 4 and abs(sum(r["psnr_per_image"]) / 4 - r["psnr"]) < 1e-3
     assert rows["tikhonov_oracle"]["oracle"] and not rows["tikhonov"]["oracle"] and rows["dirac_do"]["nfe"] > 0
     assert doc["skipped"] == {} and doc["notes"]  # no default prior/regressor for a checkpoint path: noted
     for fig in ("compare_images", "perception_distortion", "psnr_vs_nfe"):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 1000
-    assert "tikhonov" in (out / "compare.md").read_text()
+    assert "tikhonov" in (out / "compare.md").read_text() and "Perception knob" in (out / "compare.md").read_text()
+    ot = doc["ot_curves"]
+    assert {r["method"] for r in ot} == {"dirac_do", "dirac_po", "tikhonov"}  # no oracle, no measurement
+    for r in ot:  # α = 0 is the restorer's own output: its row
+        assert r["alpha"] != 0 or abs(r["psnr"] - rows[r["method"]]["psnr"]) < 1e-4
+    assert "2 val images" in doc["ot_fit"]["restored"] and "2 val images" in doc["ot_fit"]["clean"]
     listed = json.loads((out / "manifest.json").read_text())["files"]
     assert {"compare.json", "compare.md", "tuned.yaml", "figures/psnr_vs_nfe.png"} <= set(listed)
     tuned = yaml.safe_load((out / "tuned.yaml").read_text())

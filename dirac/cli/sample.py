@@ -141,7 +141,7 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
     elif cfg["mode"] in UNCERTAINTY_MODES:
         from dirac.evaluation.uncertainty_modes import run_uncertainty_mode
 
-        fit_load = split_loader({**cfg, "num_images": cfg["perception_control"]["fit_images"]}, state, process)
+        fit_load = split_loader({**cfg, "num_images": 2 * cfg["perception_control"]["fit_images"]}, state, process)
         summary = run_uncertainty_mode(ctx, points, cfg, fit_load)
     elif cfg["measurements"]:
         summary = modes.reconstruct_folder(ctx, ys, names, points, cfg["samples_per_measurement"])
@@ -180,7 +180,8 @@ def peer_mode(cfg: dict[str, Any], ctx: Any, peers: Any, points: dict, opts: dic
         return compare_mode.tune_mode(ctx, peers, val)
     metrics = {"psnr": build_metric("psnr"), "ssim": build_metric("ssim"),
                "perceptual": build_metric(cfg["sweep"]["perceptual"], **opts)}  # fmt: skip
-    return compare_mode.compare_mode(ctx, peers, cfg["compare"], (val, cfg["split"]), points, metrics)
+    ccfg = {**cfg["compare"], "perception_control": cfg["perception_control"]}  # the α curves' OT settings
+    return compare_mode.compare_mode(ctx, peers, ccfg, (val, cfg["split"]), points, metrics)
 
 
 def report(summary: dict[str, Any], out_dir: Path) -> None:

@@ -32,7 +32,7 @@ from dirac.factory import (
     schedule_from_config,
 )
 from dirac.io import atomic_write, to_json, write_json
-from dirac.models import count_parameters
+from dirac.models import NCSNppConfig, count_parameters
 from dirac.runlock import RunLock
 from dirac.shipped import resolve_checkpoint
 from dirac.tracking import project_of, require_wandb, wandb_init_kwargs
@@ -199,7 +199,7 @@ def _init_source(c: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any, dict[
         model, process, state = load_checkpoint(source, ema=True)
     except (OSError, ValueError, KeyError) as e:
         raise ValueError(f"init_from={source}: {' '.join(str(e).split())}") from None
-    if state.get("model") != c["model"]:
+    if NCSNppConfig.from_dict(dict(state["model"])) != NCSNppConfig.from_dict(dict(c["model"])):  # defaults filled
         raise ValueError(
             f"init_from={source} holds a network of another architecture (its model config differs from this "
             f"run's model group); pick the same model=... it was trained with"

@@ -139,8 +139,10 @@ class DeadLeaves(Dataset):
         max_shapes: int = 200,
     ) -> None:
         if channels not in (1, 3) or int(image_size) < 2 or int(length) < 1:
-            raise ValueError(f"DeadLeaves needs channels 1 or 3, image_size >= 2, length >= 1; got {channels}, "
-                             f"{image_size}, {length}")
+            raise ValueError(
+                f"DeadLeaves needs channels 1 or 3, image_size >= 2, length >= 1; got {channels}, "
+                f"{image_size}, {length}"
+            )
         if not 0 < float(r_min) <= float(r_max if r_max is not None else image_size):
             raise ValueError(f"procedural.r_min must satisfy 0 < r_min <= r_max, got {r_min}, {r_max}")
         self.image_size, self.channels, self.length = int(image_size), int(channels), int(length)

@@ -42,11 +42,25 @@ def _point_style(k: int, oracle: bool) -> dict[str, Any]:
     return {"marker": MARKERS[k % len(MARKERS)], "s": 55, "facecolors": face, "edgecolors": colour, "linewidths": 1.2}
 
 
+def _ot_lines(ax: Any, rows: Sequence[Mapping[str, Any]], ot: Sequence[Mapping[str, Any]], perc: str) -> None:
+    """Each method's α curve (dashed, its point's colour) from its own point to a cross at α = 1."""
+    colour = {r["method"]: line_colour(k) for k, r in enumerate(rows)}
+    for name in dict.fromkeys(r["method"] for r in ot):
+        pts = sorted((r["alpha"], r["psnr"], r[perc]) for r in ot if r["method"] == name)
+        ax.plot([p[1] for p in pts], [p[2] for p in pts], "--", lw=0.9, color=colour.get(name, "#444444"), zorder=2)
+        ax.scatter([pts[-1][1]], [pts[-1][2]], marker="x", s=22, color=colour.get(name, "#444444"), zorder=2)
+
+
 def perception_distortion(
-    path: Path, rows: Sequence[Mapping[str, Any]], curve: Mapping[str, Sequence[float]] | None, caption: str
+    path: Path,
+    rows: Sequence[Mapping[str, Any]],
+    curve: Mapping[str, Sequence[float]] | None,
+    caption: str,
+    ot: Sequence[Mapping[str, Any]] | None = None,
 ) -> Path:
     """x = PSNR, y = perceptual distance (lower = better), one labelled point per row (oracle rows hollow);
-    ``curve`` (``psnr``, ``perceptual``, ``t``) is Dirac's early-stopping trajectory on the same images."""
+    ``curve`` (``psnr``, ``perceptual``, ``t``) is Dirac's early-stopping trajectory on the same images; ``ot``
+    rows (``method``, ``alpha``, ``psnr``, the perceptual metric) draw each method's perception-knob curve."""
     perc = rows[0]["perceptual_metric"] if rows else "perceptual"
     title = "Perception–distortion: every method on the same measurements"
     with mpl.rc_context(STYLE):
@@ -55,6 +69,9 @@ def perception_distortion(
         if curve is not None:
             ax.plot(curve["psnr"], curve["perceptual"], "-", color="#888888", lw=1.2, zorder=1,
                     label="Dirac trajectory (x̂0 at each t_stop)")  # fmt: skip
+        if ot:
+            _ot_lines(ax, rows, ot, perc)
+            ax.plot([], [], "--x", lw=0.9, color="#444444", label="OT knob α: 0 → 1 (×)")
         for k, r in enumerate(rows):
             ax.scatter([r["psnr"]], [r["perceptual"]], zorder=3, label=r["method"], **_point_style(k, r["oracle"]))
             ax.annotate(r["method"], (r["psnr"], r["perceptual"]), xytext=(4, 4), textcoords="offset points",
@@ -65,7 +82,8 @@ def perception_distortion(
         ax.margins(0.1)
         ax.legend(fontsize=6.5, loc="best", title="hollow = oracle (tuned on test)", title_fontsize=6.5)
         points = {r["method"]: {"psnr": r["psnr"], "perceptual": r["perceptual"], "oracle": r["oracle"]} for r in rows}
-        data = {"kind": "compare_perception_distortion", "perceptual": perc, "points": points, "trajectory": curve}
+        data = {"kind": "compare_perception_distortion", "perceptual": perc, "points": points, "trajectory": curve,
+                "ot_curves": list(ot or [])}  # fmt: skip
         return save_figure(fig, path, data, title, caption)
 
 

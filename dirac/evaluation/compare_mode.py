@@ -29,6 +29,7 @@ from .modes import MEANING, Context
 from .peers import TUNED_FILE, Peers, check_tuned_process, find_tuned, read_tuned
 from .sweep import trajectory_curves
 from .tuning import tune_method
+from .uncertainty_modes import fit_description, ot_curves, unpaired_fit_sets
 
 log = logging.getLogger("dirac.sample")
 
@@ -153,14 +154,28 @@ def dirac_restorers(ctx: Context, points: Mapping[str, tuple[float, dict]]) -> d
     return out
 
 
+def ot_section(
+    ctx: Context, entries: Mapping[str, tuple], outs: Mapping[str, Tensor], clean: Tensor, pc: dict[str, Any],
+    metrics: dict[str, Metric],
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
+    """The perception knob on every non-oracle row: Gaussian OT α curves (``perception_control`` settings; maps
+    fitted on the fit split, never on the evaluated images) and what they were fitted on."""
+    fit = unpaired_fit_sets(ctx.load, pc)
+    restorers = {k: r for k, (r, info) in entries.items() if not info.get("oracle")}
+    test_outs = {k: outs[k][:, 0] for k in restorers}
+    return ot_curves(
+        ctx, restorers, test_outs, clean, fit, pc, [metrics["psnr"], metrics["perceptual"]]
+    ), fit_description(pc, fit)
+
+
 def _figures(ctx: Context, rows: list[dict], outs: dict[str, Tensor], clean: Tensor, y: Tensor, k: int,
-             curve: dict | None, caption: str) -> None:  # fmt: skip
+             curves: tuple[dict | None, list | None], caption: str) -> None:  # fmt: skip
     folder = ctx.out.root / "figures"
     images = {"ground truth": clean[:k], "measurement": y[:k].clamp(0, 1), **{lb: o[:k, 0] for lb, o in outs.items()}}
     titles = {r["method"]: f"{r['method']}\n{r['psnr']:.2f} dB" for r in rows if "psnr" in r}
     ctx.out.produce(lambda: [
         figs.image_rows(folder / "compare_images.png", images, titles, caption),
-        figs.perception_distortion(folder / "perception_distortion.png", rows, curve, caption),
+        figs.perception_distortion(folder / "perception_distortion.png", rows, curves[0], caption, curves[1]),
         figs.psnr_vs_nfe(folder / "psnr_vs_nfe.png", rows, caption),
     ])  # fmt: skip
 
@@ -192,8 +207,12 @@ def compare_mode(
         sampler = points.get("po", next(iter(points.values())))[1]
         c = trajectory_curves(ctx.make(0.0, sampler), clean, y, metrics["perceptual"], s)
         curve = {"psnr": c["psnr"], "perceptual": c["perceptual"], "t": c["t"]}
+    ot = None
+    if ccfg.get("ot_curves") and ccfg.get("perception_control"):
+        ot, doc["ot_fit"] = ot_section(ctx, entries, outs, clean, ccfg["perception_control"], metrics)
+        doc["ot_curves"] = ot
     caption = f"split: {splits[1]} · tuned on {doc['tuned_on']} · checkpoint: {ctx.checkpoint} · {len(y)} images"
-    _figures(ctx, rows, outs, clean, y, min(int(ccfg.get("grid_images", 6)), len(y)), curve, caption)
+    _figures(ctx, rows, outs, clean, y, min(int(ccfg.get("grid_images", 6)), len(y)), (curve, ot), caption)
     ctx.out.json("compare.json", doc)
     fixed = {k: info["fixed"] for k, (_, info) in entries.items() if "fixed" in info}
     paper = {n: dict(getattr(m, "paper", None) or {}) for n, m in peers.methods.items()}

@@ -45,6 +45,7 @@ def metric_row(
     for key, m in metrics.items():
         row[key], row[f"{key}_ci"] = metric_ci(m, x, clean, resamples, seed, set_resamples)
     row["perceptual_metric"] = metrics["perceptual"].name
+    row["psnr_per_image"] = [round(float(v), 4) for v in metrics["psnr"](x, clean)]  # paired comparisons later
     return row
 
 
@@ -112,4 +113,19 @@ def markdown(doc: Mapping[str, Any], fixed: Mapping[str, Mapping[str, Any]], pap
     for name, why in (doc.get("skipped") or {}).items():
         lines.append(f"- skipped {name}: {why}")
     lines += [f"- note: {n}" for n in doc.get("notes") or []]
+    if doc.get("ot_curves"):
+        lines += ["", *ot_table(doc["ot_curves"], doc["rows"][0].get("perceptual_metric", "perceptual"), doc["ot_fit"])]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def ot_table(ot: Sequence[Mapping[str, Any]], perc: str, fit: Mapping[str, Any]) -> list[str]:
+    """The perception knob's end points per method: PSNR and the perceptual distance at the smallest and largest α."""
+    lines = [f"Perception knob (Gaussian OT, x̂_α = (1 − α)·x̂ + α·T(x̂); T fitted on {fit['restored']} against "
+             f"{fit['clean']}):", "", f"| method | α | PSNR (dB) | {perc.upper()} | α | PSNR (dB) | {perc.upper()} |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for name in dict.fromkeys(r["method"] for r in ot):
+        pts = sorted((r for r in ot if r["method"] == name), key=lambda r: r["alpha"])
+        a, b = pts[0], pts[-1]
+        lines.append(f"| {name} | {a['alpha']:g} | {_num(a['psnr'])} | {_num(a[perc], 3)} | {b['alpha']:g} | "
+                     f"{_num(b['psnr'])} | {_num(b[perc], 3)} |")  # fmt: skip
+    return lines

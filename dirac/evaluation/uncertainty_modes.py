@@ -6,7 +6,8 @@
   with the bound ``η(P)·N(X|Y)``; the factor-2 rule, the calibration of the ±kσ intervals and the hallucination
   maps (errors the std does not flag) are measured → ``up.json`` and four figures;
 * :func:`perception_control`: the few-shot Gaussian OT map (Adrai et al., NeurIPS 2023) fitted per restorer on
-  ``fit_images`` restored **val** images and as many unpaired clean **train** images, then
+  ``fit_images`` restored **val** images and as many unpaired clean images (by default other **val** images:
+  the clean set has to share the test distribution, and the embedded photographs' train split does not), then
   ``x̂_α = (1 − α)·x̂ + α·T(x̂)`` on test → ``perception_control.json`` and a P–D figure.
 """
 
@@ -157,23 +158,41 @@ def _up_figures(ctx: Context, r: dict, bound: dict, clean: Tensor, y: Tensor, me
     ])  # fmt: skip
 
 
-def _fit_map(ctx: Context, restorer: Restorer, fit_y: Tensor, clean: Tensor, pc: dict) -> GaussianOT:
-    """The OT map of ``restorer``: its outputs on the fit measurements against unpaired clean images."""
-    restored = ctx.settings.run(restorer, fit_y).output[:, 0].clamp(0, 1)
-    return GaussianOT.fit(restored, clean, pc["patch"], keep_dc=pc["keep_dc"])
+def unpaired_fit_sets(load: SplitLoader, pc: dict[str, Any]) -> tuple[Tensor, Tensor]:
+    """``(fit measurements, unpaired clean images)`` for the OT maps; when ``fit_split == clean_split`` the two are
+    disjoint halves of what ``load`` returns (at most ``fit_images`` each), so no pair is ever seen."""
+    fit_clean, fit_y = load(pc["fit_split"])
+    if pc["clean_split"] != pc["fit_split"]:
+        return fit_y[: pc["fit_images"]], load(pc["clean_split"])[0][: pc["fit_images"]]
+    half = min(pc["fit_images"], len(fit_y) // 2)
+    return fit_y[:half], fit_clean[half : 2 * half]
 
 
-def _pc_rows(name: str, x: Tensor, ot: GaussianOT, alphas: list[float], clean: Tensor,
-             metrics: list[Metric]) -> list[dict[str, Any]]:  # fmt: skip
+def ot_curves(
+    ctx: Context, restorers: dict[str, Restorer], test_outs: dict[str, Tensor], clean: Tensor,
+    fit: tuple[Tensor, Tensor], pc: dict[str, Any], metrics: list[Metric],
+) -> list[dict[str, Any]]:  # fmt: skip
+    """Rows ``{method, alpha, <metric>…, mse, renyi_half}``: each restorer's Gaussian OT map fitted on its outputs
+    for ``fit[0]`` against the unpaired clean ``fit[1]``, then ``x̂_α = (1 − α)·x̂ + α·T(x̂)`` on its ``test_outs``."""
     rows = []
-    for a in alphas:
-        xa = ot.interpolate(x, a).clamp(0, 1)
-        row: dict[str, Any] = {"method": name, "alpha": a}
-        row.update({m.name: m.mean(xa, clean) for m in metrics})
-        row["mse"] = float(((xa - clean) ** 2).mean())
-        row["renyi_half"] = patch_renyi_half(xa, clean, ot.patch)  # the patch statistic the map matches
-        rows.append(row)
+    for name, restorer in restorers.items():
+        restored = ctx.settings.run(restorer, fit[0]).output[:, 0].clamp(0, 1)
+        ot = GaussianOT.fit(restored, fit[1], pc["patch"], keep_dc=pc["keep_dc"])
+        for a in pc["alphas"]:
+            xa = ot.interpolate(test_outs[name], a).clamp(0, 1)
+            row: dict[str, Any] = {"method": name, "alpha": a}
+            row.update({m.name: m.mean(xa, clean) for m in metrics})
+            row["mse"] = float(((xa - clean) ** 2).mean())
+            row["renyi_half"] = patch_renyi_half(xa, clean, ot.patch)  # the patch statistic the map matches
+            rows.append(row)
     return rows
+
+
+def fit_description(pc: dict[str, Any], fit: tuple[Tensor, Tensor]) -> dict[str, Any]:
+    """What the OT maps were fitted on (for the JSON outputs)."""
+    return {"restored": f"{len(fit[0])} {pc['fit_split']} images", "clean": f"{len(fit[1])} {pc['clean_split']} "
+            "images (unpaired)", "patch": pc["patch"], "keep_dc": pc["keep_dc"],
+            "domain": "overlapping p×p×C patches, overlap-averaged"}  # fmt: skip
 
 
 def perception_control(
@@ -185,21 +204,16 @@ def perception_control(
     t, settings = points[label]
     bases: dict[str, Restorer] = {f"dirac_{label}": ctx.make(t, settings)}
     bases.update(tune_methods(pc["methods"], Resources(ctx.process), ctx.load, "val", s.batch_size, s.seed)[0])
-    _, fit_y = fit_load(pc["fit_split"])
-    unpaired, _ = fit_load(pc["clean_split"])
+    fit = unpaired_fit_sets(fit_load, pc)
     clean, y = ctx.load(split)
     metrics = [build_metric(n) for n in ("psnr", "ssim", "swd")]
-    rows = []
-    for name, restorer in bases.items():
-        ot = _fit_map(ctx, restorer, fit_y, unpaired, pc)
-        rows += _pc_rows(name, s.run(restorer, y).output[:, 0], ot, pc["alphas"], clean, metrics)
-    fit = {"restored": f"{len(fit_y)} {pc['fit_split']} images", "clean": f"{len(unpaired)} {pc['clean_split']} "
-           "images (unpaired)", "patch": pc["patch"], "keep_dc": pc["keep_dc"],
-           "domain": "overlapping p×p×C patches, overlap-averaged"}  # fmt: skip
-    result = {"checkpoint": ctx.checkpoint, "split": split, "num_images": len(y), "fit": fit, "rows": rows,
+    outs = {name: s.run(r, y).output[:, 0] for name, r in bases.items()}
+    rows = ot_curves(ctx, bases, outs, clean, fit, pc, metrics)
+    result = {"checkpoint": ctx.checkpoint, "split": split, "num_images": len(y), "fit": fit_description(pc, fit),
+              "rows": rows,
               "meaning": "x̂_α = (1 − α)·x̂ + α·T(x̂), T the Gaussian OT map restored → clean patches"}  # fmt: skip
     ctx.out.json("perception_control.json", result)
-    cap = f"split: {split} · checkpoint: {ctx.checkpoint} · {len(y)} images · map fitted on {fit['restored']}"
+    cap = f"split: {split} · checkpoint: {ctx.checkpoint} · {len(y)} images · map fitted on {len(fit[0])} images"
     ctx.out.produce(plot_perception_control, rows, ctx.out.root / "figures" / "perception_control.png", "swd", cap)
     return {"checkpoint": ctx.checkpoint, "split": split, "rows": rows}
 

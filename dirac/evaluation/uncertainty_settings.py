@@ -45,5 +45,5 @@ def check_uncertainty_settings(cfg: dict[str, Any]) -> dict[str, Any]:
         if pc.get(split, "") == "test":
             raise ValueError(f"perception_control.{split}=test would fit on the evaluated split; use val or train")
     pc.setdefault("fit_split", "val")
-    pc.setdefault("clean_split", "train")
+    pc.setdefault("clean_split", "val")
     return {**cfg, "up": up, "perception_control": pc}

@@ -1,0 +1,111 @@
+"""The prior's levers, measured: paired gains of Dirac-DO between models on the same test measurements.
+
+Reads ``compare.json`` files of ``python sample.py mode=compare`` (same split, same seed: the same measurements),
+one per model variant, and reports for each variant against the first (the baseline):
+
+* DO PSNR with its 95 % bootstrap interval, and the **paired** gain over the baseline's DO (per-image differences,
+  bootstrap over images: tighter than comparing two intervals);
+* the margin of DO over Tikhonov with λ tuned on val (paired, same file) — the issue's target;
+* PO's perceptual distance against DO's (PO must stay more realistic).
+
+Writes ``bench/prior_ablation.json`` (one entry per task, other tasks' entries kept) and ``bench/prior_ablation.md``.
+
+    python bench/prior_ablation.py --task blur --variant "shipped before=runs/old/compare.json" \\
+        --variant "all levers=runs/new/compare.json"
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dirac.evaluation.intervals import bootstrap_mean
+from dirac.io import atomic_write, write_json
+
+OUT = Path(__file__).resolve().parent / "prior_ablation.json"
+
+
+def _rows(path: Path) -> dict[str, dict[str, Any]]:
+    doc = json.loads(Path(path).read_text())
+    rows = {r["method"]: r for r in doc["rows"]}
+    for need in ("dirac_do", "tikhonov"):
+        if need not in rows or "psnr_per_image" not in rows[need]:
+            raise SystemExit(f"error: {path} has no {need} row with per-image PSNR; rerun mode=compare with this dirac")
+    return rows
+
+
+def paired(a: list[float], b: list[float], seed: int = 0) -> dict[str, Any]:
+    """Mean of ``a − b`` over images with its 95 % percentile-bootstrap interval."""
+    if len(a) != len(b):
+        raise SystemExit("error: the compare.json files hold different numbers of images; use one split/num_images")
+    d = np.asarray(a) - np.asarray(b)
+    lo, hi = bootstrap_mean(d.tolist(), seed=seed)
+    return {"mean": float(d.mean()), "ci": [lo, hi]}
+
+
+def variant_entry(label: str, path: Path, base: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    rows = _rows(path)
+    do, tik = rows["dirac_do"], rows["tikhonov"]
+    entry = {
+        "variant": label, "compare_json": str(path), "num_images": len(do["psnr_per_image"]),
+        "do_psnr": do["psnr"], "do_psnr_ci": do["psnr_ci"], "do_params": do["params"],
+        "gain_over_baseline_db": paired(do["psnr_per_image"], base["dirac_do"]["psnr_per_image"]),
+        "tikhonov_val_psnr": tik["psnr"], "tikhonov_lam": tik["params"].get("lam"),
+        "margin_over_tikhonov_db": paired(do["psnr_per_image"], tik["psnr_per_image"]),
+        "perceptual_metric": do["perceptual_metric"], "do_perceptual": do["perceptual"],
+    }  # fmt: skip
+    if "dirac_po" in rows:
+        entry["po_psnr"], entry["po_perceptual"] = rows["dirac_po"]["psnr"], rows["dirac_po"]["perceptual"]
+    return entry
+
+
+def _ci(d: dict[str, Any]) -> str:
+    return f"{d['mean']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]"
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    lines = ["# Prior ablation: Dirac-DO on the unchanged test splits", "",
+             "Paired 95 % bootstrap intervals over test images (same measurements for every variant). Tikhonov: "
+             "λ tuned on the validation split. Written by `bench/prior_ablation.py` from `mode=compare` outputs.",
+             ""]  # fmt: skip
+    for task, entries in doc.items():
+        perc = entries[0]["perceptual_metric"].upper()
+        lines += [f"## {task} ({entries[0]['num_images']} test images)", "",
+                  f"| variant | DO PSNR (dB) | gain over first (dB) | DO − Tikhonov (dB) | PO PSNR | PO {perc} "
+                  f"| DO {perc} |",
+                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+        for e in entries:
+            po = f"{e['po_psnr']:.2f} | {e['po_perceptual']:.1f}" if "po_psnr" in e else "– | –"
+            lines.append(f"| {e['variant']} | {e['do_psnr']:.2f} | {_ci(e['gain_over_baseline_db'])} | "
+                         f"{_ci(e['margin_over_tikhonov_db'])} | {po} | {e['do_perceptual']:.1f} |")  # fmt: skip
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--task", required=True, help="table name, e.g. blur or inpaint")
+    p.add_argument("--variant", action="append", required=True, help="LABEL=path/to/compare.json (first = baseline)")
+    p.add_argument("--out", type=Path, default=OUT)
+    args = p.parse_args(argv)
+    pairs = []
+    for v in args.variant:
+        label, sep, path = v.partition("=")
+        if not sep or not Path(path).is_file():
+            raise SystemExit(f"error: --variant {v!r} must be LABEL=an existing compare.json")
+        pairs.append((label, Path(path)))
+    base = _rows(pairs[0][1])
+    doc = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    doc[args.task] = [variant_entry(label, path, base) for label, path in pairs]
+    write_json(args.out, doc)
+    atomic_write(args.out.with_suffix(".md"), markdown(doc).encode())
+    print(markdown({args.task: doc[args.task]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
