@@ -34,13 +34,17 @@ from .checkpoint import (
     rng_state,
     set_rng_state,
     step_of,
+    tensors_sha256,
     write_checkpoint,
 )
 from .degradations import DegradationProcess
+from .distributed import gather, on_main, shard, to_cpu
 from .io import atomic_write, save_grid, to_json
 from .losses import IncrementalReconstructionLoss
+from .metrics.fidelity import psnr
 from .models import Reconstructor
 from .sampling import ReverseSampler
+from .tracking import log_image_files
 
 
 @dataclass
@@ -56,6 +60,8 @@ class TrainConfig:
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     mixed_precision: str = "no"
+    compile: bool = False
+    compile_backend: str = "inductor"
     log_every: int = 25
     val_every: int = 250
     checkpoint_every: int = 250
@@ -141,6 +147,7 @@ class Trainer:
         run_state: dict[str, Any],
         log_with: str | None = None,
         tracker_init: dict[str, Any] | None = None,
+        project: str = "dirac",
     ) -> None:
         self.cfg = config
         self.process = process
@@ -152,6 +159,8 @@ class Trainer:
             mixed_precision=config.mixed_precision, cpu=config.cpu, log_with=log_with, project_dir=str(self.out)
         )
         set_seed(config.seed)
+        if config.compile:
+            net.compile_unet(config.compile_backend)  # in place: parameter names (checkpoints) unchanged
         self.model = Reconstructor(net, process.noise)
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr)
@@ -179,8 +188,9 @@ class Trainer:
         self.step = 0
         self.protected: set[Path] = set()  # resume source and any checkpoint newer than it: never deleted
         self._val_batch = self._fixed_val_batch(val_set)
+        self.log_with = log_with
         if log_with:
-            self.acc.init_trackers("dirac", config=run_state.get("config", {}), init_kwargs=tracker_init or {})
+            self.acc.init_trackers(project, config=run_state.get("config", {}), init_kwargs=tracker_init or {})
 
     # ----- validation -----
     def _fixed_val_batch(self, val_set: Dataset) -> dict[str, torch.Tensor]:
@@ -192,53 +202,80 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
+        """Losses and PSNRs on the fixed validation batch, each process scoring its shard of the images
+        (:func:`dirac.distributed.shard`) and the per-image values gathered, so the means are over every image;
+        the main process also writes (and logs) a sample grid."""
         v = self._val_batch
+        part = shard(len(v["x"]))
+        x, t, y_t, y = (v[k][part.start : part.stop] for k in ("x", "t", "y_t", "y"))
         ema = self.ema.module.eval()
         raw = self.acc.unwrap_model(self.model).eval()
-        out = {
-            "val/loss": self.loss.per_sample(raw, v["x"], v["t"], v["y_t"]).mean().item(),
-            "val/loss_ema": self.loss.per_sample(ema, v["x"], v["t"], v["y_t"]).mean().item(),
+        one_shot = ema(y, torch.ones(len(y), device=y.device)).clamp(0, 1)
+        per_image = {
+            "val/loss": self.loss.per_sample(raw, x, t, y_t),
+            "val/loss_ema": self.loss.per_sample(ema, x, t, y_t),
+            "val/psnr_one_shot": psnr(one_shot, x),
+            "val/psnr_measurement": psnr(y.clamp(0, 1), x),
         }
-        one_shot = ema(v["y"], torch.ones(len(v["y"]), device=v["y"].device)).clamp(0, 1)
-        mse = (one_shot - v["x"]).pow(2).flatten(1).mean(1)
-        out["val/psnr_one_shot"] = (10 * torch.log10(1 / mse)).mean().item()
-        mse_y = (v["y"].clamp(0, 1) - v["x"]).pow(2).flatten(1).mean(1)
-        out["val/psnr_measurement"] = (10 * torch.log10(1 / mse_y)).mean().item()
+        parts = gather({k: val.detach().cpu() for k, val in per_image.items()})
+        out = {k: torch.cat([p[k] for p in parts]).mean().item() for k in per_image}
         if self.acc.is_main_process:
-            k = min(8, len(v["x"]))
-            sampled = ReverseSampler(self.process, steps=self.cfg.sample_steps)(
-                ema, v["y"][:k], torch.Generator(device=v["y"].device).manual_seed(0)
-            ).output
-            save_grid(
-                [v["x"][:k], v["y"][:k], one_shot[:k], sampled],
-                self.out / "samples" / f"step_{self.step:07d}.png",
-                scale=2,
-            )
+            self._sample_grid(ema)
         raw.train()
         return out
 
+    def _sample_grid(self, ema: torch.nn.Module) -> Path:
+        """Clean | measurement | one-shot | ``sample_steps``-step sampler on up to 8 validation images (main only)."""
+        v = self._val_batch
+        k = min(8, len(v["x"]))
+        one_shot = ema(v["y"][:k], torch.ones(k, device=v["y"].device)).clamp(0, 1)
+        sampled = ReverseSampler(self.process, steps=self.cfg.sample_steps)(
+            ema, v["y"][:k], torch.Generator(device=v["y"].device).manual_seed(0)
+        ).output
+        path = self.out / "samples" / f"step_{self.step:07d}.png"
+        save_grid([v["x"][:k], v["y"][:k], one_shot, sampled], path, scale=2)
+        if self.log_with == "wandb":
+            log_image_files(self.acc.get_tracker("wandb", unwrap=True), {"samples": path}, self.step)
+        return path
+
     # ----- checkpoints -----
     def save(self) -> Path | None:
+        """Write ``checkpoints/step_N`` (main process, atomic, barriers around it) with every rank's RNG states;
+        refuses when the ranks' weights differ (they must stay in sync). Returns the folder (``None`` off main)."""
         self.acc.wait_for_everyone()
-        if not self.acc.is_main_process:
-            return None
+        raw = self.acc.unwrap_model(self.model).net.state_dict()
+        ranks = gather({"rng": to_cpu(rng_state(self.gen)), "weights": tensors_sha256(raw)})
+        hashes = [r["weights"] for r in ranks]
+        if len(set(hashes)) > 1:
+            raise FloatingPointError(
+                f"the weights of the {len(hashes)} processes differ at step {self.step} (SHA-256 {hashes}); "
+                f"nothing was saved: the launch is broken (mixed devices or precisions?); resume from the last one"
+            )
+        state = {**self.run_state, "step": self.step, "process": self.process.to_dict(), "processes": len(ranks),
+                 "effective_batch_size": self.cfg.batch_size * len(ranks),
+                 "weights_sha256_per_rank": hashes}  # fmt: skip
+        rng = ranks[0]["rng"] if len(ranks) == 1 else {"ranks": [r["rng"] for r in ranks]}
+        folder = on_main(self._write, raw, rng, state)
+        self.acc.wait_for_everyone()
+        return folder if self.acc.is_main_process else None
+
+    def _write(self, raw: dict[str, torch.Tensor], rng: dict[str, Any], state: dict[str, Any]) -> Path:
         name = f"step_{self.step:07d}"
         if (self.ckpt_dir / name).resolve() in self.protected:
             raise FileExistsError(
                 f"{self.ckpt_dir / name} predates this run and would be overwritten; resume from the newest "
                 f"checkpoint or train in another hydra.run.dir"
             )
-        state = {**self.run_state, "step": self.step, "process": self.process.to_dict()}
         write_checkpoint(
             self.ckpt_dir / name,
-            model=self.acc.unwrap_model(self.model).net.state_dict(),
+            model=raw,
             ema=self.ema.module.net.state_dict(),
             optimizer={
                 "optimizer": self.opt.state_dict(),
                 "lr_scheduler": self.sched.state_dict(),
                 "ema_n_averaged": self.ema.n_averaged,
             },
-            rng=rng_state(self.gen),
+            rng=rng,
             state=state,
         )
         point_last(self.ckpt_dir, name)
@@ -285,7 +322,7 @@ class Trainer:
             self.opt.load_state_dict(opt_state["optimizer"])
             self.sched.load_state_dict(opt_state["lr_scheduler"])
             self.ema.n_averaged.copy_(opt_state["ema_n_averaged"])
-            set_rng_state(rng, self.gen)
+            set_rng_state(self._own_rng(rng, folder), self.gen)
         except (RuntimeError, KeyError, TypeError, ValueError) as e:
             msg = " ".join(str(e).split())[:300]
             raise CheckpointError(f"cannot resume from {folder}: its states do not fit this run ({msg})") from None
@@ -294,6 +331,17 @@ class Trainer:
         self._trim_log()
         newer = [p.resolve() for p in list_checkpoints(self.ckpt_dir) if (step_of(p) or 0) > self.step]
         self.protected = {folder.resolve(), *newer}
+
+    def _own_rng(self, rng: dict[str, Any], folder: Path) -> dict[str, Any]:
+        """This rank's RNG states from a checkpoint's ``rng`` (one state, or ``{"ranks": [...]}`` from several
+        processes); the number of processes must not change, since each one's data shard and noise would."""
+        states = rng["ranks"] if "ranks" in rng else [rng]
+        if len(states) != self.acc.num_processes:
+            raise CheckpointError(
+                f"{folder} was written by {len(states)} process(es), this run has {self.acc.num_processes}; resume "
+                f"with --num_processes {len(states)} (exact), or fine-tune from it with init_from={folder}"
+            )
+        return states[self.acc.process_index]
 
     def load_initial_weights(self, weights: dict[str, torch.Tensor]) -> None:
         """Start from given network weights (raw and EMA alike; fresh optimiser state, step 0): fine-tuning."""
@@ -346,7 +394,7 @@ class Trainer:
                     now = time.perf_counter()
                     n = self.step - step_last
                     logs = {
-                        "train/loss": running / max(n, 1),
+                        "train/loss": self._mean_over_ranks(running / max(n, 1)),
                         "lr": self.sched.get_last_lr()[0],
                         "train/images_per_s": n * cfg.batch_size * self.acc.num_processes / (now - t_last),
                     }
@@ -383,6 +431,10 @@ class Trainer:
         self.ema.update_parameters(self.acc.unwrap_model(self.model))
         self.step += 1
         return loss.item()
+
+    def _mean_over_ranks(self, value: float) -> float:
+        """The mean of a per-process number over every process (each saw its own shard of the batch)."""
+        return self.acc.reduce(torch.tensor(float(value), device=self.acc.device), reduction="mean").item()
 
     def _check_weights(self) -> None:
         if not self.weights_finite():

@@ -240,6 +240,7 @@ def test_multirun_sweep_over_guidance_strength(trained, tmp_path):
 
 def test_wandb_logger_runs_offline(tmp_path):
     """logger=wandb never needs network: offline by default, the run lands under the run folder."""
+    pytest.importorskip("wandb")  # an optional extra: pip install "dirac[wandb]"
     quiet = {"WANDB_MODE": None, "WANDB_SILENT": "true"}  # no WANDB_MODE: the config's offline mode decides
     run("train.py", *TINY, "logger=wandb", "trainer.max_steps=2", f"hydra.run.dir={tmp_path}", env=quiet)
     assert list(tmp_path.rglob("offline-run-*")), "no offline wandb run written"

@@ -22,6 +22,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from dirac.distributed import init_processes, is_main, launched_ranks, shared_folder
 from dirac.evaluation.settings import check_settings, stopping_points
 from dirac.evaluation.uncertainty_settings import UNCERTAINTY_MODES, check_uncertainty_settings
 from dirac.shipped import resolve_checkpoint
@@ -50,7 +51,13 @@ def check_degradation(requested: dict | None, process: Any, checkpoint: str) -> 
 
 
 def pick_device(name: str) -> torch.device:
-    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` …; anything else is a clear error."""
+    """``auto`` (CUDA when available), ``cpu``, ``cuda``, ``cuda:1`` …; anything else is a clear error. Under
+    ``accelerate launch`` / ``torchrun`` every process joins the group and takes its own device (``cpu``: gloo)."""
+    if launched_ranks() > 1:
+        if name not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device={name} names one device, but {launched_ranks()} processes were launched; use "
+                             f"device=auto (each process takes its own GPU) or device=cpu")  # fmt: skip
+        return init_processes(cpu=name == "cpu")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -82,6 +89,12 @@ def split_loader(cfg: dict[str, Any], state: dict, process: Any, sigma_y: float 
 def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
     cfg = check_uncertainty_settings(check_settings(cfg))  # every value checked before the (slow) heavy imports
     device = pick_device(str(cfg["device"]))
+    out_dir = shared_folder(out_dir)
+    if cfg["logger"].get("backend") == "wandb":
+        from dirac.tracking import require_wandb, wandb_init_kwargs
+
+        require_wandb()  # a missing extra or a bad logger value stops before any work
+        wandb_init_kwargs(cfg["logger"], out_dir)
     from dirac.degradations import check_measurement_noise
     from dirac.evaluation import Context, OutputFolder, RunSettings, SamplerRestorer, modes
     from dirac.evaluation.measurements import load_measurements, top_up_measurements
@@ -90,6 +103,7 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
 
     folder = resolve_checkpoint(cfg["checkpoint"])
     model, process, state = load_checkpoint(folder, ema=cfg["ema"], device=device)
+    speed_up(model.net, cfg["mixed_precision"], cfg["compile"], cfg["compile_backend"])
     require_role(state, "dirac", str(cfg["checkpoint"]))
     check_degradation(cfg.get("degradation"), process, cfg["checkpoint"])
     sigma_y = check_measurement_noise(cfg["sampler"].pop("noise_sigma", None), process.noise, str(cfg["checkpoint"]))
@@ -141,7 +155,25 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
         summary = modes.reconstruct_split(ctx, cfg["split"], points, cfg["samples_per_measurement"])
     out.json("metrics.json", summary)
     out.finish()
+    if (cfg.get("logger") or {}).get("backend") == "wandb" and is_main():
+        from dirac.tracking import log_sample_run
+
+        figures = [out.root / f for f in out.written if f.startswith("figures/") and f.endswith(".png")]
+        log_sample_run(cfg["logger"], out.root, cfg, summary, figures)
     return summary
+
+
+def speed_up(net: Any, mixed_precision: str, compiled: bool, backend: str) -> None:
+    """``mixed_precision=bf16|fp16``: the network under autocast (outputs stay float32); ``compile=true``:
+    ``torch.compile`` it with ``compile_backend``. Both change the results only within float tolerance."""
+    if mixed_precision != "no" and not hasattr(net, "set_precision"):
+        raise ValueError(f"mixed_precision={mixed_precision} needs an NCSN++ network; use mixed_precision=no")
+    if hasattr(net, "set_precision"):
+        net.set_precision(mixed_precision)
+    if compiled and hasattr(net, "compile_unet"):
+        net.compile_unet(backend)
+    elif compiled:
+        net.compile(backend=backend)
 
 
 def peer_mode(cfg: dict[str, Any], ctx: Any, peers: Any, points: dict, opts: dict[str, Any]) -> dict[str, Any]:
@@ -191,7 +223,8 @@ def main(cfg: DictConfig) -> None:
         summary = run(OmegaConf.to_container(cfg, resolve=True), out_dir, f"{hc.job.name}.log")
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError) as e:
         raise SystemExit(f"error: {e}") from None
-    report(summary, out_dir)
+    if is_main():  # under several processes: one report, from the process that wrote the outputs
+        report(summary, out_dir)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from dirac.checkpoint import list_checkpoints, require_keys, step_of, verify_checkpoint
 from dirac.degradations import process_from_dict
+from dirac.distributed import broadcast, init_processes, is_main, launched_ranks, on_main, shared_folder
 from dirac.factory import (
     config_number,
     dataset_from_config,
@@ -34,6 +35,7 @@ from dirac.io import atomic_write, to_json, write_json
 from dirac.models import NCSNppConfig, count_parameters
 from dirac.runlock import RunLock
 from dirac.shipped import resolve_checkpoint
+from dirac.tracking import project_of, require_wandb, wandb_init_kwargs
 from dirac.training import TrainConfig, Trainer, train_config_from_dict
 
 log = logging.getLogger("dirac.train")
@@ -49,6 +51,8 @@ SAFE_TO_CHANGE = (
     "trainer.val_images",
     "trainer.sample_steps",
     "trainer.num_workers",
+    "trainer.compile",  # the same network, traced: equal to float tolerance, not bit for bit
+    "trainer.compile_backend",
     "logger",
     "resume",
     "resume_allow_changes",
@@ -225,10 +229,13 @@ def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = No
     init = _init_source(c) if resume_from is None else None  # a resumed run already holds its weights
     train_set = dataset_from_config(c["data"], "train")
     val_set = dataset_from_config(c["data"], "val")
-    process = init[1] if init is not None and init[1] is not None else _process(c, state, train_set)
+    if init is not None and init[1] is not None:
+        process = init[1]
+    else:  # the main process's schedule on every rank (a data-dependent computation must not differ per device)
+        process = broadcast(_process(c, state, train_set) if is_main() else None)
     if on_start is not None:
         on_start()
-    write_json(out / "schedule.json", process.schedule.to_dict())
+    on_main(write_json, out / "schedule.json", process.schedule.to_dict())
     log.info("model: %.2f M parameters; process: %s", count_parameters(net) / 1e6, process)
     run_state = {"config": c, "model": c["model"], "data": c["data"]}
     if init is not None:
@@ -239,7 +246,7 @@ def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = No
         history = list(state.get("config_changes", []))
         run_state["config_changes"] = history + ([{"step": state["step"], "changes": changes}] if changes else [])
     trainer = _make_trainer(c, tcfg, net, process, train_set, val_set, out, run_state)
-    trainer.clean_partial_writes()  # leftovers of a killed write (we hold the run lock)
+    on_main(trainer.clean_partial_writes)  # leftovers of a killed write (the main process holds the run lock)
     if init is not None:
         trainer.load_initial_weights(init[0])
         log.info("initial weights from %s", init[2]["path"])
@@ -253,14 +260,19 @@ def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = No
         where = f"{last} -> {os.readlink(last)}" if last.is_symlink() else "no checkpoint was written"
         raise FloatingPointError(f"{e} ({where})") from None
     summary = {"step": trainer.step, "checkpoint": str(out / "checkpoints" / "last"), **logs}
-    write_json(out / "train_summary.json", summary, nonfinite="null")
+    summary["processes"] = trainer.acc.num_processes
+    summary["effective_batch_size"] = tcfg.batch_size * trainer.acc.num_processes
+    on_main(write_json, out / "train_summary.json", summary, nonfinite="null")
     return summary
 
 
 def _make_trainer(c, tcfg, net, process, train_set, val_set, out, run_state) -> Trainer:
     logger = c.get("logger", {"backend": "none"})
     log_with = "wandb" if logger["backend"] == "wandb" else None
-    tracker_init = {"wandb": {"mode": logger.get("mode", "offline"), "dir": str(out), "entity": logger.get("entity")}}
+    tracker_init = {}
+    if log_with:
+        require_wandb()
+        tracker_init = {"wandb": wandb_init_kwargs(logger, out)}
     return Trainer(
         net,
         process,
@@ -272,6 +284,7 @@ def _make_trainer(c, tcfg, net, process, train_set, val_set, out, run_state) -> 
         run_state=run_state,
         log_with=log_with,
         tracker_init=tracker_init,
+        project=project_of(logger),
     )
 
 
@@ -281,16 +294,17 @@ def _record_config(cfg: DictConfig, out: Path) -> None:
     atomic_write(out / ".hydra" / "overrides.yaml", OmegaConf.to_yaml(list(HydraConfig.get().overrides.task)))
 
 
-def _main_rank() -> bool:
-    return int(os.environ.get("RANK", os.environ.get("LOCAL_RANK", "0"))) == 0
-
-
 def run(cfg: DictConfig, out: Path, record: bool = True) -> dict[str, Any]:
-    """Hold the run folder (lock), record the config and train; any error is a one-line ``SystemExit``."""
+    """Hold the run folder (lock, main process), record the config and train; any error is a one-line
+    ``SystemExit``. Under ``accelerate launch`` / ``torchrun`` every process joins the group here and works in
+    the main process's run folder."""
     try:
         c = OmegaConf.to_container(cfg, resolve=True)
-        with RunLock(out) if _main_rank() else nullcontext():
-            record_it = (lambda: _record_config(cfg, out)) if record and _main_rank() else None
+        if launched_ranks() > 1:
+            init_processes(cpu=(c.get("trainer") or {}).get("cpu") is True)
+            out = shared_folder(out)
+        with RunLock(out) if is_main() else nullcontext():
+            record_it = (lambda: _record_config(cfg, out)) if record and is_main() else None
             return train(c, out, on_start=record_it)
     except (ValueError, TypeError, KeyError, OSError, FloatingPointError, OmegaConfBaseException) as e:
         raise SystemExit(f"error: {' '.join(str(e).split())}") from None

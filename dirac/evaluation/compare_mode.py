@@ -80,8 +80,7 @@ def tuned_document(ctx: Context, peers: Peers, split: str, n: int, entries: dict
 
 def write_tuned(ctx: Context, doc: dict[str, Any]) -> Path:
     path = ctx.out.root / TUNED_FILE
-    atomic_write(path, yaml.safe_dump(doc, sort_keys=False).encode())
-    ctx.out.adopt([path])
+    ctx.out.produce(atomic_write, path, yaml.safe_dump(doc, sort_keys=False).encode())
     return path
 
 
@@ -174,7 +173,7 @@ def _figures(ctx: Context, rows: list[dict], outs: dict[str, Tensor], clean: Ten
     folder = ctx.out.root / "figures"
     images = {"ground truth": clean[:k], "measurement": y[:k].clamp(0, 1), **{lb: o[:k, 0] for lb, o in outs.items()}}
     titles = {r["method"]: f"{r['method']}\n{r['psnr']:.2f} dB" for r in rows if "psnr" in r}
-    ctx.out.adopt([
+    ctx.out.produce(lambda: [
         figs.image_rows(folder / "compare_images.png", images, titles, caption),
         figs.perception_distortion(folder / "perception_distortion.png", rows, curves[0], caption, curves[1]),
         figs.psnr_vs_nfe(folder / "psnr_vs_nfe.png", rows, caption),
@@ -217,6 +216,5 @@ def compare_mode(
     ctx.out.json("compare.json", doc)
     fixed = {k: info["fixed"] for k, (_, info) in entries.items() if "fixed" in info}
     paper = {n: dict(getattr(m, "paper", None) or {}) for n, m in peers.methods.items()}
-    atomic_write(ctx.out.root / "compare.md", markdown(doc, fixed, paper).encode())
-    ctx.out.adopt([ctx.out.root / "compare.md"])
+    ctx.out.produce(atomic_write, ctx.out.root / "compare.md", markdown(doc, fixed, paper).encode())
     return doc

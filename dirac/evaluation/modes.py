@@ -79,7 +79,7 @@ def _grids(ctx: Context, clean: Tensor | None, ys: list[Tensor], outs: dict[str,
         gt = None if clean is None else clean[g]
         y = torch.stack([ys[i] for i in g])
         cols = {lb: torch.stack([o[i] for i in g]) for lb, o in outs.items()}
-        ctx.out.adopt(comparison_grid(ctx.out.root / stem, gt, y, cols, caption))
+        ctx.out.produce(comparison_grid, ctx.out.root / stem, gt, y, cols, caption)
 
 
 def reconstruct_split(ctx: Context, split: str, points: dict, samples: int) -> dict[str, Any]:
@@ -136,7 +136,7 @@ def sweep(ctx: Context, sampler_cfg: dict, cfg: dict, perceptual: Metric, finger
     val_clean, val_y = ctx.load(val_split)
     curves = trajectory_curves(ctx.make(0.0, sampler_cfg), val_clean, val_y, perceptual, ctx.settings)
     choice = make_choice(curves, sampler_cfg, split=val_split, perceptual=perceptual.label, checkpoint=ctx.checkpoint)
-    ctx.out.adopt([write_stopping_choice(ctx.out.root / CHOICE_FILE, choice, fingerprint)])
+    ctx.out.produce(write_stopping_choice, ctx.out.root / CHOICE_FILE, choice, fingerprint)
     ctx.out.json("sweep_curves.json", curves)
     names = list(cfg["sweep"].get("baselines") or [])
     resources = Resources(ctx.process)
@@ -150,11 +150,11 @@ def sweep(ctx: Context, sampler_cfg: dict, cfg: dict, perceptual: Metric, finger
     for k in summaries:
         summaries[k].pop("per_image", None)
     caption = f"split: {val_split} · checkpoint: {ctx.checkpoint} · {len(val_y)} images"
-    ctx.out.adopt(sweep_figures(ctx.out.root / "figures", curves, choice, ctx.process, perceptual.label, caption))
+    ctx.out.produce(sweep_figures, ctx.out.root / "figures", curves, choice, ctx.process, perceptual.label, caption)
     dirac_outs = {k: v for k, v in outputs.items() if k in ("do", "po")}
     if ctx.save_images:
         cap = f"split: {test_split} · checkpoint: {ctx.checkpoint} · DO/PO chosen on {val_split}"
-        ctx.out.adopt(comparison_grid(ctx.out.root / "figures" / "samples", test_clean, test_y, dirac_outs, cap))
+        ctx.out.produce(comparison_grid, ctx.out.root / "figures" / "samples", test_clean, test_y, dirac_outs, cap)
     test = {**summaries, "measurement": measurement_summary(test_y, test_clean, ctx.settings.metrics)}
     return {"checkpoint": ctx.checkpoint, "choice": choice, "scores_on_val": {k: t.scores for k, t in tuned.items()},
             "test_split": test_split, "test": test, "meaning": {k: MEANING[k] for k in dirac_outs}}  # fmt: skip

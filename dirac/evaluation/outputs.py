@@ -6,7 +6,8 @@ Rules (checked by :meth:`OutputFolder.prepare` before anything is written):
   (a manifest), is refused unless ``overwrite=True``;
 * with ``overwrite=True`` only the files listed in the previous manifest are removed (stale outputs go), and
   every other file stays untouched;
-* Hydra's own bookkeeping (``.hydra/`` and the job's ``.log``) is not dirac's output and is ignored.
+* Hydra's own bookkeeping (``.hydra/`` and the job's ``.log``) and wandb's run files (``wandb/``) are not
+  dirac's output and are ignored.
 
 Every write is atomic (:mod:`dirac.io`); each file is listed in the manifest before it is written (``complete:
 false`` until :meth:`finish`), so even an interrupted run's outputs can be removed with ``overwrite=true``.
@@ -15,12 +16,13 @@ false`` until :meth:`finish`), so even an interrupted run's outputs can be remov
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from torch import Tensor
 
+from ..distributed import is_main, on_main, world
 from ..io import save_image, write_json
 
 MANIFEST = "manifest.json"
@@ -53,7 +55,7 @@ def _existing(folder: Path, ignore: Iterable[str]) -> list[str]:
     out = []
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder).as_posix()
-        if (p.is_file() or p.is_symlink()) and rel not in skip and not rel.startswith(".hydra/"):
+        if (p.is_file() or p.is_symlink()) and rel not in skip and not rel.startswith((".hydra/", "wandb/")):
             out.append(rel)
     return out
 
@@ -61,13 +63,19 @@ def _existing(folder: Path, ignore: Iterable[str]) -> list[str]:
 class OutputFolder:
     """Writes images and JSON under ``root`` and records them; see the module docstring for the rules."""
 
-    def __init__(self, root: str | Path, ignore: Iterable[str] = ()) -> None:
+    def __init__(self, root: str | Path, ignore: Iterable[str] = (), active: bool | None = None) -> None:
         self.root = Path(root)
         self.ignore = set(ignore)
         self.written: list[str] = []
+        # under several processes only the main one writes; the others run the same code and write nothing
+        self.active = is_main() if active is None else active
 
     def prepare(self, overwrite: bool = False) -> list[str]:
-        """Check the folder (see the rules); with ``overwrite`` remove the previous run's files. Returns them."""
+        """Check the folder (see the rules); with ``overwrite`` remove the previous run's files. Returns them.
+        Under several processes the main process checks and every rank raises its refusal."""
+        return on_main(self._prepare, overwrite) if self.active or world()[1] > 1 else []
+
+    def _prepare(self, overwrite: bool) -> list[str]:
         self.root.mkdir(parents=True, exist_ok=True)
         previous = read_manifest(self.root)
         present = _existing(self.root, self.ignore | {MANIFEST})
@@ -91,6 +99,16 @@ class OutputFolder:
         (self.root / MANIFEST).unlink(missing_ok=True)
         return removed
 
+    def produce(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Path]:
+        """``write(*args, **kwargs)`` (figure code returning the path, or paths, it wrote under ``root``) on the
+        writing process only, its files recorded; ``[]`` on the others."""
+        if not self.active:
+            return []
+        made = write(*args, **kwargs)
+        paths = [made] if isinstance(made, (str, Path)) else list(made or [])
+        self.adopt(paths)
+        return [Path(p) for p in paths]
+
     def _record(self, rel: str) -> Path:
         """List ``rel`` in the manifest *before* it is written, so an interrupted run's files stay removable."""
         if rel not in self.written:
@@ -104,14 +122,18 @@ class OutputFolder:
 
     def image(self, rel: str, x: Tensor) -> None:
         """Save one ``(C, H, W)`` image in [0, 1] as PNG at ``root/rel`` (non-finite images are refused)."""
-        save_image(x, self._record(rel))
+        if self.active:
+            save_image(x, self._record(rel))
 
     def json(self, rel: str, obj: Any) -> None:
         """Strict JSON (no NaN) at ``root/rel``."""
-        write_json(self._record(rel), obj)
+        if self.active:
+            write_json(self._record(rel), obj)
 
     def adopt(self, paths: Iterable[str | Path]) -> None:
         """Record files written by other code (figures: a PNG and its JSON) under ``root``."""
+        if not self.active:
+            return
         for p in paths:
             p = Path(p)
             for f in (p, p.with_suffix(".json")):
@@ -119,5 +141,5 @@ class OutputFolder:
                     self._record(f.resolve().relative_to(self.root.resolve()).as_posix())
 
     def finish(self) -> Path:
-        """Write ``manifest.json`` listing every file of this run."""
-        return self._write_manifest(complete=True)
+        """Write ``manifest.json`` listing every file of this run (on the writing process)."""
+        return self._write_manifest(complete=True) if self.active else self.root / MANIFEST

@@ -7,7 +7,6 @@ otherwise one generator seeded with ``seed`` serves all batches in order (the sa
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from ..distributed import gather, is_main, shard, to_cpu, world
 from ..reconstruction import Restorer
 
 
@@ -62,18 +62,45 @@ def run_restorer(
     """Reconstruct each of the ``N`` measurements ``y`` (one size) ``samples`` times, ``batch_size`` at a time.
 
     ``indices``: the images' indices in the whole set (default 0…N−1), which seed their per-image noise.
+    Under several processes (:mod:`dirac.distributed`) each rank reconstructs a contiguous shard of ``y`` and
+    every rank receives all outputs in order: with ``per_image_noise`` (or a deterministic restorer) the result
+    equals a single-process run's; a shared generator cannot be split, so then every rank runs the whole set.
     """
     if batch_size < 1 or samples < 1:
         raise ValueError(f"batch_size and samples must be >= 1, got {batch_size} and {samples}")
-    device = torch.device(device)
+    ids = list(range(len(y))) if indices is None else list(indices)
+    split = world()[1] > 1 and (per_image_noise or not restorer.stochastic)
+    part = shard(len(y)) if split else range(len(y))
+    start = time.perf_counter()
+    out, extras, nfe = _run_part(restorer, y[part.start : part.stop], batch_size, samples, seed, per_image_noise,
+                                 torch.device(device), ids[part.start : part.stop])  # fmt: skip
+    seconds = time.perf_counter() - start
+    if split:
+        parts = [p for p in gather((out, to_cpu(extras), nfe, seconds)) if p[0] is not None]
+        out, extras = torch.cat([p[0] for p in parts]), [e for p in parts for e in p[1]]
+        nfe, seconds = parts[0][2], max(p[3] for p in parts)
+    out = out.view(len(y), samples, *out.shape[1:])
+    return RunResult(out, nfe, seconds, len(extras), extras)
+
+
+def _run_part(
+    restorer: Restorer,
+    y: Tensor,
+    batch_size: int,
+    samples: int,
+    seed: int,
+    per_image_noise: bool,
+    device: torch.device,
+    ids: list[int],
+) -> tuple[Tensor | None, list[dict[str, Any]], int]:
+    """The batches of one process: ``(outputs (N·S, C, H, W) on the CPU or None when N = 0, extras, NFE)``."""
     reps = y.repeat_interleave(samples, dim=0)
     shared = None if per_image_noise else torch.Generator(device=device).manual_seed(int(seed))
-    ids = list(range(len(y))) if indices is None else list(indices)
     keys = [(ids[k // samples], k % samples) for k in range(len(reps))]
-    outs, extras, nfe, start = [], [], 0, time.perf_counter()
-    batches = range(0, len(reps), batch_size)
+    outs, extras, nfe = [], [], 0
     label = getattr(restorer, "name", type(restorer).__name__)
-    for lo in tqdm(batches, desc=f"dirac {label}", unit="batch", leave=False, disable=None):  # shown on a terminal
+    batches = range(0, len(reps), batch_size)
+    for lo in tqdm(batches, desc=f"dirac {label}", unit="batch", leave=False, disable=None if is_main() else True):
         idx = range(lo, min(lo + batch_size, len(reps)))
         gen = shared if shared is not None else image_generators(seed, keys[idx.start : idx.stop], device)
         rec = restorer(reps[idx.start : idx.stop].to(device), gen)
@@ -82,9 +109,7 @@ def run_restorer(
         nfe = rec.nfe
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-    seconds = time.perf_counter() - start
-    out = torch.cat(outs).view(len(y), samples, *outs[0].shape[1:])
-    return RunResult(out, nfe, seconds, math.ceil(len(reps) / batch_size), extras)
+    return (torch.cat(outs) if outs else None), extras, nfe
 
 
 def size_groups(images: Sequence[Tensor]) -> list[list[int]]:

@@ -19,6 +19,7 @@ STEP_TYPES = ("euler", "ancestral", "deterministic")  # = dirac.sampling.sampler
 OUTPUTS = ("x0", "iterate")  # = dirac.sampling.sampler.OUTPUTS
 GUIDANCE = (None, "none", "off", "std", "error")  # what dirac.sampling.build_guidance accepts
 T_STOP_LABELS = ("auto", *LABELS)
+PRECISIONS = ("no", "bf16", "fp16")
 
 
 def as_int(value: Any, key: str, minimum: int = 1) -> int:
@@ -88,7 +89,23 @@ def check_settings(cfg: dict[str, Any]) -> dict[str, Any]:
                          f"the peers are tuned); use split=test")  # fmt: skip
     sweep = dict(cfg.get("sweep") or {})
     sweep["po_samples"] = as_int(sweep.get("po_samples", 1), "sweep.po_samples")
+    cfg.update(check_speed(cfg))
     return {**cfg, "metrics": list(metrics), "sweep": sweep, "compare": check_compare(cfg.get("compare") or {})}
+
+
+def check_speed(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``mixed_precision`` (no | bf16 | fp16), ``compile`` (bool), ``compile_backend`` and ``logger.backend``."""
+    precision = cfg.get("mixed_precision", "no")
+    if precision not in PRECISIONS:
+        raise ValueError(f"mixed_precision must be one of {'|'.join(PRECISIONS)}, got {precision!r}")
+    backend = cfg.get("compile_backend", "inductor")
+    if not isinstance(backend, str) or not backend:
+        raise ValueError(f"compile_backend must be a torch.compile backend name (inductor, aot_eager), got {backend!r}")
+    logger = cfg.get("logger") or {"backend": "none"}
+    if logger.get("backend") not in ("none", "wandb"):
+        raise ValueError(f"logger must be none or wandb, got {logger.get('backend')!r}")
+    return {"mixed_precision": precision, "compile": as_bool(cfg.get("compile", False), "compile"),
+            "compile_backend": backend, "logger": logger}  # fmt: skip
 
 
 def _names(value: Any, key: str) -> list[str]:

@@ -143,7 +143,7 @@ def _up_figures(ctx: Context, r: dict, bound: dict, clean: Tensor, y: Tensor, me
     k = u["hallucination_k"]
     halluc_cols = {f"{name}\nexplained {r['hallucination']['methods'][name]['explained_squared_error']:.0%}": m[:n]
                    for name, m in hmaps.items()}  # fmt: skip
-    ctx.out.adopt([
+    ctx.out.produce(lambda: [
         plot_up_plane(r["trajectory"], pts, bound, fig / "up_plane.png", cap),
         plot_calibration(c["ks"], {"observed (test)": c["observed"]},
                          {"calibrated Gaussian erf(k/√2)": c["gaussian_expected"],
@@ -214,7 +214,7 @@ def perception_control(
               "meaning": "x̂_α = (1 − α)·x̂ + α·T(x̂), T the Gaussian OT map restored → clean patches"}  # fmt: skip
     ctx.out.json("perception_control.json", result)
     cap = f"split: {split} · checkpoint: {ctx.checkpoint} · {len(y)} images · map fitted on {len(fit[0])} images"
-    ctx.out.adopt([plot_perception_control(rows, ctx.out.root / "figures" / "perception_control.png", "swd", cap)])
+    ctx.out.produce(plot_perception_control, rows, ctx.out.root / "figures" / "perception_control.png", "swd", cap)
     return {"checkpoint": ctx.checkpoint, "split": split, "rows": rows}
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
 import torch
 from diffusers import UNet2DModel
 from torch import Tensor, nn
@@ -127,8 +128,23 @@ class NCSNpp(nn.Module):
             attention_head_dim=None,
             dropout=c.dropout,
         )
-
+        python_floats(self.unet)
+        self.autocast_dtype: torch.dtype | None = None  # set_precision("bf16"): the UNet runs under autocast
         self.zero_init_output()
+
+    def set_precision(self, mixed_precision: str) -> NCSNpp:
+        """``"no"`` (float32) or ``"bf16"``/``"fp16"``: the UNet runs under ``torch.autocast`` in that type while the
+        residual ``y + σ·U`` and the output stay float32 (inference; training gets autocast from accelerate)."""
+        dtypes = {"no": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+        if mixed_precision not in dtypes:
+            raise ValueError(f"mixed_precision must be one of {sorted(dtypes)}, got {mixed_precision!r}")
+        self.autocast_dtype = dtypes[mixed_precision]
+        return self
+
+    def compile_unet(self, backend: str = "inductor") -> NCSNpp:
+        """``torch.compile`` the UNet in place (``nn.Module.compile``: parameter names and checkpoints unchanged)."""
+        self.unet.compile(backend=backend)
+        return self
 
     def zero_init_output(self) -> None:
         """Zero the layers that write to image space (``conv_out`` and the skip path's output convolutions), as
@@ -174,8 +190,29 @@ class NCSNpp(nn.Module):
         """The UNet's raw output: UNet2DModel returns raw / σ with fourier embedding, so × σ recovers it. Grey
         inputs are replicated to 3 channels and the output averaged back."""
         u_in = u.expand(-1, 3, -1, -1) if u.shape[1] == 1 else u
-        raw = self.unet(u_in, sigma).sample * sigma.view(-1, 1, 1, 1)
+        if self.autocast_dtype is None:
+            out = self.unet(u_in, sigma).sample
+        else:
+            with torch.autocast(u.device.type, dtype=self.autocast_dtype):
+                out = self.unet(u_in, sigma).sample.float()
+        raw = out * sigma.view(-1, 1, 1, 1)
         return raw.mean(1, keepdim=True) if u.shape[1] == 1 else raw
+
+
+def python_floats(module: nn.Module) -> int:
+    """Turn NumPy scalar attributes of every submodule into Python floats/ints; returns how many changed.
+
+    diffusers stores e.g. ``output_scale_factor = np.sqrt(2)`` (a ``numpy.float64``) on its ResNet blocks and
+    ``rescale_output_factor`` on attention; ``torch.compile``'s guards reject NumPy scalars as module attributes.
+    ``x / np.float64(a)`` and ``x / float(a)`` are the same double, so the outputs do not change (bit for bit).
+    """
+    changed = 0
+    for m in module.modules():
+        for key, value in list(vars(m).items()):
+            if isinstance(value, np.generic) and isinstance(value.item(), (float, int)):
+                setattr(m, key, value.item())
+                changed += 1
+    return changed
 
 
 def build_ncsnpp(spec: str | dict | NCSNppConfig, **overrides) -> NCSNpp:
