@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
 from accelerate.utils import set_seed
 from numpy.random import SeedSequence
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
@@ -114,6 +115,16 @@ def lr_factor(step: int, cfg: TrainConfig) -> float:
     return cfg.lr_min_ratio + (1.0 - cfg.lr_min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def _release_precision(mixed_precision: str) -> None:
+    """accelerate keeps one ``AcceleratorState`` per Python process and refuses a second ``Accelerator`` with another
+    mixed precision ("restart your runtime"); a second training in the same process (a notebook, the tests) with
+    another precision would fail. Only that state is dropped (the process group, ``PartialState``, is kept);
+    accelerate has no public call for it."""
+    state = AcceleratorState._shared_state
+    if state and state.get("_mixed_precision") not in (None, mixed_precision):
+        AcceleratorState._reset_state(reset_partial_state=False)
+
+
 class EpochShuffle(Sampler[int]):
     """A permutation of ``range(n)`` that depends only on ``(seed, epoch)``, so a resumed run sees the same
     order (torch's RandomSampler draws from a generator whose state we would otherwise have to carry)."""
@@ -155,6 +166,7 @@ class Trainer:
         self.out = Path(out_dir)
         self.ckpt_dir = self.out / "checkpoints"
         self.run_state = run_state  # config, model and data descriptions stored with every checkpoint
+        _release_precision(config.mixed_precision)
         self.acc = Accelerator(
             mixed_precision=config.mixed_precision, cpu=config.cpu, log_with=log_with, project_dir=str(self.out)
         )
