@@ -4,6 +4,7 @@ networks against float32 eager, the optional wandb extra. Multi-process launches
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 
@@ -75,6 +76,9 @@ def test_compiled_network_matches_eager(backend):
     """Forward and input gradient (what guidance uses) of a compiled tiny NCSN++ against eager."""
     if backend == "inductor" and not (shutil.which("cc") or shutil.which("gcc")):
         pytest.skip("inductor on CPU needs a C compiler")
+    if backend == "inductor" and not os.environ.get("DIRAC_TEST_INDUCTOR"):
+        # compiling C++ kernels took > 10 min on 2 busy cores: too slow for CI's budget; run it on purpose
+        pytest.skip("set DIRAC_TEST_INDUCTOR=1 to compile with inductor (minutes of C++ compilation on a CPU)")
     eager, compiled = _net(), _net().compile_unet(backend)
     assert list(compiled.state_dict()) == list(eager.state_dict())  # checkpoints keep their names
     y, s = _inputs()
