@@ -196,7 +196,8 @@ def _init_source(c: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any, dict[
     from dirac.stopping_choice import weights_fingerprint
 
     try:
-        model, process, state = load_checkpoint(source, ema=True)
+        folder = resolve_checkpoint(source)
+        model, process, state = load_checkpoint(folder, ema=True)
     except (OSError, ValueError, KeyError) as e:
         raise ValueError(f"init_from={source}: {' '.join(str(e).split())}") from None
     if NCSNppConfig.from_dict(dict(state["model"])) != NCSNppConfig.from_dict(dict(c["model"])):  # defaults filled
@@ -206,7 +207,6 @@ def _init_source(c: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any, dict[
         )
     old = state.get("config") or {}
     same = old.get("degradation") == c["degradation"] and old.get("schedule") == c["schedule"]
-    folder = resolve_checkpoint(source)
     record = {"path": str(source), "weights": weights_fingerprint(folder, ema=True), "schedule_kept": same}
     return model.net.state_dict(), (process if same else None), record
 

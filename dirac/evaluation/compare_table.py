@@ -14,14 +14,15 @@ from .intervals import bootstrap_mean, bootstrap_set
 
 def metric_ci(
     metric: Metric, x: Tensor, clean: Tensor, resamples: int, seed: int, set_resamples: int = 0
-) -> tuple[float, list[float] | None]:
-    """``(value, [lo, hi])``: the metric on all images and its 95 % bootstrap interval over images (a per-image
-    metric: bootstrap of the mean; a set-level one: the metric recomputed on ``set_resamples`` resampled image
-    sets — each costs a whole SWD (~10 s for 64 crops on a CPU), so 0 (no interval, ``None``) is the default)."""
+) -> tuple[float, list[float] | None, list[float] | None]:
+    """``(value, [lo, hi], per-image values)``: the metric on all images, its 95 % bootstrap interval over images
+    and, for a per-image metric, the values it was computed from (a per-image metric: bootstrap of the mean; a
+    set-level one: the metric recomputed on ``set_resamples`` resampled image sets — each costs a whole SWD (~10 s
+    for 64 crops on a CPU), so 0 (no interval, ``None``) is the default; no per-image values)."""
     if metric.per_image:
         vals = metric(x, clean).double().cpu().tolist()
         lo, hi = bootstrap_mean(vals, resamples, seed)
-        return sum(vals) / len(vals), [lo, hi]
+        return sum(vals) / len(vals), [lo, hi], vals
     lo, hi = (
         bootstrap_set(
             lambda idx: metric.mean(x[torch.from_numpy(idx)], clean[torch.from_numpy(idx)]),
@@ -33,8 +34,8 @@ def metric_ci(
         else (None, None)
     )
     if lo is None:
-        return metric.mean(x, clean), None
-    return metric.mean(x, clean), [lo, hi]
+        return metric.mean(x, clean), None, None
+    return metric.mean(x, clean), [lo, hi], None
 
 
 def metric_row(
@@ -43,9 +44,10 @@ def metric_row(
     """``{"psnr": …, "psnr_ci": [lo, hi], "ssim": …, "perceptual": …, "perceptual_metric": NAME}`` for ``x``."""
     row: dict[str, Any] = {}
     for key, m in metrics.items():
-        row[key], row[f"{key}_ci"] = metric_ci(m, x, clean, resamples, seed, set_resamples)
+        row[key], row[f"{key}_ci"], values = metric_ci(m, x, clean, resamples, seed, set_resamples)
+        if key == "psnr":
+            row["psnr_per_image"] = [round(v, 4) for v in values]  # for paired comparisons (bench/prior_ablation)
     row["perceptual_metric"] = metrics["perceptual"].name
-    row["psnr_per_image"] = [round(float(v), 4) for v in metrics["psnr"](x, clean)]  # paired comparisons later
     return row
 
 
