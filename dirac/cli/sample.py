@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,21 @@ def split_loader(cfg: dict[str, Any], state: dict, process: Any, sigma_y: float 
     return load
 
 
+@dataclass
+class Job:
+    """What every mode needs, loaded and checked before any output is written."""
+
+    folder: Path
+    model: Any
+    process: Any
+    state: dict
+    sigma_y: float | None
+    fingerprint: str
+    settings: Any
+    opts: dict[str, Any]
+    extra: dict[str, Any] = field(default_factory=dict)  # per mode: points, measurements, peers, perceptual
+
+
 def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
     cfg = check_uncertainty_settings(check_settings(cfg))  # every value checked before the (slow) heavy imports
     device = pick_device(str(cfg["device"]))
@@ -95,10 +111,37 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
 
         require_wandb()  # a missing extra or a bad logger value stops before any work
         wandb_init_kwargs(cfg["logger"], out_dir)
+    from dirac.evaluation import Context, OutputFolder, SamplerRestorer
+    from dirac.factory import sampler_from_config
+
+    job = load_job(cfg, device)
+    plan_mode(cfg, job)
+    out = OutputFolder(out_dir, ignore=[job_log])
+    removed = out.prepare(cfg["overwrite"])
+    if removed:
+        log.info("overwrite=true: removed %d files of the previous run (listed in its manifest)", len(removed))
+
+    def make(t_stop: float, s: dict[str, Any]) -> Any:
+        return SamplerRestorer(job.model, sampler_from_config(job.process, {**s, "t_stop": t_stop}))
+
+    ctx = Context(make, job.process, split_loader(cfg, job.state, job.process, job.sigma_y), job.settings, out,
+                  str(cfg["checkpoint"]), cfg["save_images"])  # fmt: skip
+    summary = run_mode(cfg, ctx, job)
+    out.json("metrics.json", summary)
+    out.finish()
+    if (cfg.get("logger") or {}).get("backend") == "wandb" and is_main():
+        from dirac.tracking import log_sample_run
+
+        figures = [out.root / f for f in out.written if f.startswith("figures/") and f.endswith(".png")]
+        log_sample_run(cfg["logger"], out.root, cfg, summary, figures)
+    return summary
+
+
+def load_job(cfg: dict[str, Any], device: torch.device) -> Job:
+    """The checkpoint (weights, process, state), the measurement noise and the metrics of the run."""
     from dirac.degradations import check_measurement_noise
-    from dirac.evaluation import Context, OutputFolder, RunSettings, SamplerRestorer, modes
-    from dirac.evaluation.measurements import load_measurements, top_up_measurements
-    from dirac.factory import load_checkpoint, require_role, sampler_from_config
+    from dirac.evaluation import RunSettings
+    from dirac.factory import load_checkpoint, require_role
     from dirac.metrics.registry import build_metric
 
     folder = resolve_checkpoint(cfg["checkpoint"])
@@ -110,57 +153,53 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
     opts = {"lpips_net": cfg["lpips_net"], "lpips_weights": cfg["lpips_weights"]}
     settings = RunSettings(cfg["batch_size"], cfg["seed"], cfg["per_image_noise"], device,
                            [build_metric(m, **opts) for m in cfg["metrics"]])  # fmt: skip
-    fingerprint = weights_fingerprint(folder, cfg["ema"])
-    sampler_cfg = cfg["sampler"]
+    return Job(folder, model, process, state, sigma_y, weights_fingerprint(folder, cfg["ema"]), settings, opts)
 
-    def make(t_stop: float, s: dict[str, Any]) -> Any:
-        return SamplerRestorer(model, sampler_from_config(process, {**s, "t_stop": t_stop}))
 
-    if cfg["mode"] == "sweep":
+def plan_mode(cfg: dict[str, Any], job: Job) -> None:
+    """The mode's own inputs into ``job.extra`` — stopping points, user measurements, peers, the perceptual
+    metric — so that a bad choice file, folder, method or network stops the run before it writes anything."""
+    from dirac.evaluation.measurements import load_measurements, top_up_measurements
+    from dirac.metrics.registry import build_metric
+
+    sampler_cfg, mode = cfg["sampler"], cfg["mode"]
+    if mode == "sweep":
         if sampler_cfg["t_stop"] not in ("auto", 0, 0.0):
             raise ValueError("mode=sweep explores every t_stop itself; leave sampler.t_stop at auto (or 0)")
-        perceptual = build_metric(cfg["sweep"]["perceptual"], **opts)
-    elif cfg["mode"] != "tune":
-        choice_path = Path(cfg["choice"]) if cfg["choice"] else folder / CHOICE_FILE
-        points = stopping_points(sampler_cfg, choice_path, fingerprint)
+        job.extra["perceptual"] = build_metric(cfg["sweep"]["perceptual"], **job.opts)
+    elif mode != "tune":
+        choice_path = Path(cfg["choice"]) if cfg["choice"] else job.folder / CHOICE_FILE
+        job.extra["points"] = stopping_points(sampler_cfg, choice_path, job.fingerprint)
         if cfg["measurements"]:
-            ys, names = load_measurements(cfg["measurements"], int(state["model"]["channels"]), cfg["num_images"])
-            ys = top_up_measurements(ys, process, sigma_y, cfg["seed"])
-    if cfg["mode"] in ("tune", "compare"):  # methods, networks and overrides checked before any output is written
+            ys, names = load_measurements(cfg["measurements"], int(job.state["model"]["channels"]), cfg["num_images"])
+            job.extra["measurements"] = (top_up_measurements(ys, job.process, job.sigma_y, cfg["seed"]), names)
+    if mode in ("tune", "compare"):
         from dirac.evaluation.peers import setup_peers
 
-        channels = int(state["model"]["channels"])
-        ccfg = {**cfg["compare"], "oracle": cfg["compare"]["oracle"] if cfg["mode"] == "compare" else []}
-        peers = setup_peers(ccfg, str(cfg["checkpoint"]), process, channels, device, cfg["ema"])
-    out = OutputFolder(out_dir, ignore=[job_log])
-    removed = out.prepare(cfg["overwrite"])
-    if removed:
-        log.info("overwrite=true: removed %d files of the previous run (listed in its manifest)", len(removed))
-    ctx = Context(make, process, split_loader(cfg, state, process, sigma_y), settings, out, str(cfg["checkpoint"]),
-                  cfg["save_images"])  # fmt: skip
-    if cfg["mode"] in ("tune", "compare"):
-        summary = peer_mode(cfg, ctx, peers, points if cfg["mode"] == "compare" else {}, opts)
-    elif cfg["mode"] == "sweep":
-        summary = modes.sweep(ctx, {**sampler_cfg, "t_stop": 0.0}, cfg, perceptual, fingerprint)
-    elif cfg["mode"] in UNCERTAINTY_MODES:
+        channels = int(job.state["model"]["channels"])
+        ccfg = {**cfg["compare"], "oracle": cfg["compare"]["oracle"] if mode == "compare" else []}
+        device = job.settings.device
+        job.extra["peers"] = setup_peers(ccfg, str(cfg["checkpoint"]), job.process, channels, device, cfg["ema"])
+
+
+def run_mode(cfg: dict[str, Any], ctx: Any, job: Job) -> dict[str, Any]:
+    """Dispatch to the mode's function in :mod:`dirac.evaluation`; returns its summary."""
+    from dirac.evaluation import modes
+
+    mode, points = cfg["mode"], job.extra.get("points", {})
+    if mode in ("tune", "compare"):
+        return peer_mode(cfg, ctx, job.extra["peers"], points, job.opts)
+    if mode == "sweep":
+        return modes.sweep(ctx, {**cfg["sampler"], "t_stop": 0.0}, cfg, job.extra["perceptual"], job.fingerprint)
+    if mode in UNCERTAINTY_MODES:
         from dirac.evaluation.uncertainty_modes import run_uncertainty_mode
 
-        fit_load = split_loader(
-            {**cfg, "num_images": 2 * cfg["perception_control"]["fit_images"]}, state, process, sigma_y
-        )
-        summary = run_uncertainty_mode(ctx, points, cfg, fit_load)
-    elif cfg["measurements"]:
-        summary = modes.reconstruct_folder(ctx, ys, names, points, cfg["samples_per_measurement"])
-    else:
-        summary = modes.reconstruct_split(ctx, cfg["split"], points, cfg["samples_per_measurement"])
-    out.json("metrics.json", summary)
-    out.finish()
-    if (cfg.get("logger") or {}).get("backend") == "wandb" and is_main():
-        from dirac.tracking import log_sample_run
-
-        figures = [out.root / f for f in out.written if f.startswith("figures/") and f.endswith(".png")]
-        log_sample_run(cfg["logger"], out.root, cfg, summary, figures)
-    return summary
+        fit_cfg = {**cfg, "num_images": 2 * cfg["perception_control"]["fit_images"]}
+        return run_uncertainty_mode(ctx, points, cfg, split_loader(fit_cfg, job.state, job.process, job.sigma_y))
+    if "measurements" in job.extra:
+        ys, names = job.extra["measurements"]
+        return modes.reconstruct_folder(ctx, ys, names, points, cfg["samples_per_measurement"])
+    return modes.reconstruct_split(ctx, cfg["split"], points, cfg["samples_per_measurement"])
 
 
 def speed_up(net: Any, mixed_precision: str, compiled: bool, backend: str) -> None:
