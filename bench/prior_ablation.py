@@ -3,15 +3,18 @@
 Reads ``compare.json`` files of ``python sample.py mode=compare`` (same split, same seed: the same measurements),
 one per model variant, and reports for each variant against the first (the baseline):
 
-* DO PSNR with its 95 % bootstrap interval, and the **paired** gain over the baseline's DO (per-image differences,
-  bootstrap over images: tighter than comparing two intervals);
+* DO PSNR with its 95 % bootstrap interval, and the **paired** gain over a reference variant's DO (per-image
+  differences, bootstrap over images: tighter than comparing two intervals); the reference is the first variant
+  unless ``--ref LABEL=REF`` names another, so one table can measure each lever on its own against the recipe
+  it was added to;
 * the margin of DO over Tikhonov with λ tuned on val (paired, same file) — the issue's target;
 * PO's perceptual distance against DO's (PO must stay more realistic).
 
 Writes ``bench/prior_ablation.json`` (one entry per task, other tasks' entries kept) and ``bench/prior_ablation.md``.
 
     python bench/prior_ablation.py --task blur --variant "shipped before=runs/old/compare.json" \\
-        --variant "all levers=runs/new/compare.json"
+        --variant "cosine=runs/cos/compare.json" --variant "cosine + aug=runs/aug/compare.json" \\
+        --ref "cosine + aug=cosine"
 """
 
 from __future__ import annotations
@@ -47,13 +50,15 @@ def paired(a: list[float], b: list[float], seed: int = 0) -> dict[str, Any]:
     return {"mean": float(d.mean()), "ci": [lo, hi]}
 
 
-def variant_entry(label: str, path: Path, base: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def variant_entry(label: str, path: Path, ref: str, base: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """One table row; ``base``: the rows of the reference variant ``ref``. Only the run folder's name of
+    ``path`` is recorded (local paths say nothing on another machine)."""
     rows = _rows(path)
     do, tik = rows["dirac_do"], rows["tikhonov"]
     entry = {
-        "variant": label, "compare_json": str(path), "num_images": len(do["psnr_per_image"]),
-        "do_psnr": do["psnr"], "do_psnr_ci": do["psnr_ci"], "do_params": do["params"],
-        "gain_over_baseline_db": paired(do["psnr_per_image"], base["dirac_do"]["psnr_per_image"]),
+        "variant": label, "compare_json": f"{path.parent.name}/{path.name}", "num_images": len(do["psnr_per_image"]),
+        "do_psnr": do["psnr"], "do_psnr_ci": do["psnr_ci"], "do_params": do["params"], "reference": ref,
+        "gain_over_reference_db": paired(do["psnr_per_image"], base["dirac_do"]["psnr_per_image"]),
         "tikhonov_val_psnr": tik["psnr"], "tikhonov_lam": tik["params"].get("lam"),
         "margin_over_tikhonov_db": paired(do["psnr_per_image"], tik["psnr_per_image"]),
         "perceptual_metric": do["perceptual_metric"], "do_perceptual": do["perceptual"],
@@ -75,12 +80,13 @@ def markdown(doc: dict[str, Any]) -> str:
     for task, entries in doc.items():
         perc = entries[0]["perceptual_metric"].upper()
         lines += [f"## {task} ({entries[0]['num_images']} test images)", "",
-                  f"| variant | DO PSNR (dB) | gain over first (dB) | DO − Tikhonov (dB) | PO PSNR | PO {perc} "
+                  f"| variant | DO PSNR (dB) | gain (dB) | over | DO − Tikhonov (dB) | PO PSNR | PO {perc} "
                   f"| DO {perc} |",
-                  "|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for e in entries:
             po = f"{e['po_psnr']:.2f} | {e['po_perceptual']:.1f}" if "po_psnr" in e else "– | –"
-            lines.append(f"| {e['variant']} | {e['do_psnr']:.2f} | {_ci(e['gain_over_baseline_db'])} | "
+            over = "–" if e["reference"] == e["variant"] else e["reference"]
+            lines.append(f"| {e['variant']} | {e['do_psnr']:.2f} | {_ci(e['gain_over_reference_db'])} | {over} | "
                          f"{_ci(e['margin_over_tikhonov_db'])} | {po} | {e['do_perceptual']:.1f} |")  # fmt: skip
         lines.append("")
     return "\n".join(lines)
@@ -90,17 +96,23 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", required=True, help="table name, e.g. blur or inpaint")
     p.add_argument("--variant", action="append", required=True, help="LABEL=path/to/compare.json (first = baseline)")
+    p.add_argument("--ref", action="append", default=[], help="LABEL=REF: LABEL's gain is over REF (default: first)")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
-    pairs = []
+    paths: dict[str, Path] = {}
     for v in args.variant:
         label, sep, path = v.partition("=")
         if not sep or not Path(path).is_file():
             raise SystemExit(f"error: --variant {v!r} must be LABEL=an existing compare.json")
-        pairs.append((label, Path(path)))
-    base = _rows(pairs[0][1])
+        paths[label] = Path(path)
+    refs = {label: next(iter(paths)) for label in paths}
+    for r in args.ref:
+        label, sep, ref = r.partition("=")
+        if not sep or label not in paths or ref not in paths:
+            raise SystemExit(f"error: --ref {r!r} must be LABEL=REF with both labels given by --variant")
+        refs[label] = ref
     doc = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    doc[args.task] = [variant_entry(label, path, base) for label, path in pairs]
+    doc[args.task] = [variant_entry(lab, path, refs[lab], _rows(paths[refs[lab]])) for lab, path in paths.items()]
     write_json(args.out, doc)
     atomic_write(args.out.with_suffix(".md"), markdown(doc).encode())
     print(markdown({args.task: doc[args.task]}))

@@ -93,6 +93,7 @@ def loss_from_config(process: DegradationProcess, cfg: dict[str, Any]) -> Increm
             delta_t=config_number(cfg, "delta_t", "loss", float),
             weighting=cfg.get("weighting"),
             t_min=config_number(cfg, "t_min", "loss", float, 1e-3),
+            t_final_prob=config_number(cfg, "t_final_prob", "loss", float, 0.0),
         )
     except ValueError as e:
         msg = str(e)

@@ -31,20 +31,30 @@ class IncrementalReconstructionLoss:
         delta_t: float = 0.0,
         weighting: str = "inv_sigma2",
         t_min: float = 1e-3,
+        t_final_prob: float = 0.0,
     ) -> None:
         if not 0.0 <= delta_t <= 1.0:
             raise ValueError(f"delta_t must lie in [0, 1], got {delta_t}")
         if weighting not in WEIGHTINGS:
             raise ValueError(f"unknown loss weighting {weighting!r}; choose one of {WEIGHTINGS}")
+        if not 0.0 <= t_final_prob <= 1.0:
+            raise ValueError(f"loss.t_final_prob must lie in [0, 1], got {t_final_prob}")
         self.process = process
         self.delta_t = float(delta_t)
         self.weighting = weighting
         self.t_min = float(t_min)
+        self.t_final_prob = float(t_final_prob)
 
     def sample_times(self, batch: int, like: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """``t ~ U(t_min, 1]`` per image."""
+        """``t ~ U(t_min, 1]`` per image; with probability ``t_final_prob`` instead ``t = 1`` exactly, the
+        observed severity, where the distortion-optimised one-shot ``Φθ(y, 1)`` is read (a mixture that spends
+        that share of the batch on the regression the DO output needs, the rest on the whole trajectory)."""
         u = torch.rand(batch, generator=generator, device=like.device, dtype=like.dtype)
-        return 1.0 - u * (1.0 - self.t_min)
+        t = 1.0 - u * (1.0 - self.t_min)
+        if self.t_final_prob > 0.0:
+            final = torch.rand(batch, generator=generator, device=like.device) < self.t_final_prob
+            t = torch.where(final, torch.ones_like(t), t)
+        return t
 
     def weight(self, t: Tensor) -> Tensor:
         """``1``, ``1/σ²``, or EDM's ``(σ² + σ_d²) / (σ σ_d)²`` (Karras et al. 2022, Table 1: ``1/c_out²``): the

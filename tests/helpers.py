@@ -85,6 +85,16 @@ def tiny_training(**changes: object) -> list[str]:
     return [f"{k}={v}" for k, v in settings.items()]
 
 
+def compose_train(*overrides: str) -> dict:
+    """The training config of ``configs/`` composed by Hydra with ``overrides``, resolved to plain containers."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
+        cfg = compose(config_name="train", overrides=list(overrides))
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
 def train_tiny(out: Path, overrides: list[str]) -> Path:
     """A seconds-long training in this process (``dirac.cli.train.run``; no interpreter start-up)."""
     from hydra import compose, initialize_config_module

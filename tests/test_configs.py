@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import compose_train
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -14,12 +15,6 @@ from dirac.models import count_parameters
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 EXPERIMENTS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
-
-
-def compose_train(*overrides: str) -> dict:
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
-        cfg = compose(config_name="train", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)
 
 
 def test_the_four_experiments_exist():

@@ -82,3 +82,20 @@ def test_t_min_one_trains_at_the_final_severity_only():
     loss = IncrementalReconstructionLoss(GaussianBlurProcess(0.3, 2.0), delta_t=1.0, weighting="none", t_min=1.0)
     t = loss.sample_times(64, torch.zeros(1), torch.Generator().manual_seed(0))
     assert torch.equal(t, torch.ones(64))
+
+
+def test_t_final_prob_puts_that_share_of_the_batch_at_the_final_severity():
+    """``t_final_prob = p``: about a share p of the times is exactly 1, the rest still spread over (t_min, 1)."""
+    proc = GaussianBlurProcess(0.3, 2.0)
+    g = torch.Generator().manual_seed(0)
+    t = IncrementalReconstructionLoss(proc, delta_t=1.0, weighting="none", t_final_prob=0.5).sample_times(
+        4000, torch.zeros(1), g
+    )
+    at_one = t == 1.0
+    assert 0.46 < at_one.float().mean().item() < 0.54
+    rest = t[~at_one]
+    assert rest.min().item() < 0.05 and rest.max().item() > 0.95 and 0.45 < rest.mean().item() < 0.55
+    plain = IncrementalReconstructionLoss(proc, delta_t=1.0, weighting="none").sample_times(4000, torch.zeros(1), g)
+    assert (plain == 1.0).float().mean().item() < 0.01  # the default leaves U(t_min, 1] unchanged
+    with pytest.raises(ValueError, match="t_final_prob"):
+        IncrementalReconstructionLoss(proc, t_final_prob=1.5)

@@ -3,15 +3,21 @@
 from pathlib import Path
 
 import pytest
-import yaml
+from helpers import compose_train
 
 from dirac.training import TrainConfig, train_config_from_dict
 
 
 def test_shipped_trainer_configs_are_valid():
-    for f in (Path(__file__).resolve().parents[1] / "configs" / "trainer").glob("*.yaml"):
-        cfg = train_config_from_dict(yaml.safe_load(f.read_text()))
-        assert cfg.lr > 0 and isinstance(cfg.lr, float)
+    """Every trainer group option, composed as Hydra composes it (its own ``defaults`` included), is a valid
+    ``TrainConfig``; an option that extends another differs from it only where it says so."""
+    names = sorted(f.stem for f in (Path(__file__).resolve().parents[1] / "configs" / "trainer").glob("*.yaml"))
+    composed = {name: compose_train(f"trainer={name}")["trainer"] for name in names}
+    for name, trainer in composed.items():
+        cfg = train_config_from_dict(trainer)
+        assert cfg.lr > 0 and isinstance(cfg.lr, float), name
+    finetune, cpu = composed["cpu_finetune"], composed["cpu"]
+    assert finetune["lr_schedule"] == "cosine" and finetune["batch_size"] == cpu["batch_size"]
 
 
 @pytest.mark.parametrize(
@@ -35,3 +41,14 @@ def test_bad_trainer_settings_are_named(bad, message):
 
 def test_integers_are_accepted_where_floats_are_expected():
     assert TrainConfig(lr=1, grad_clip=0).lr == 1.0
+
+
+def test_a_run_from_before_a_key_existed_resumes_as_if_it_had_the_default():
+    """``loss.t_final_prob`` was added later: an old run's config lacks it, which means 0; only another value
+    is a change that resuming must refuse without resume_allow_changes."""
+    from dirac.cli.train import config_diff
+
+    old = {"loss": {"delta_t": 1.0}}
+    assert config_diff(old, {"loss": {"delta_t": 1.0, "t_final_prob": 0.0}}) == []
+    assert config_diff(old, {"loss": {"delta_t": 1.0, "t_final_prob": 0.5}}) == ["loss.t_final_prob: 0.0 -> 0.5"]
+    assert config_diff(old, {"loss": {"delta_t": 0.5}}) == ["loss.delta_t: 1.0 -> 0.5"]

@@ -58,6 +58,8 @@ SAFE_TO_CHANGE = (
     "resume_allow_changes",
     "init_from",
 )
+# keys added after runs existed: a run whose config lacks one was trained with this value (its code default)
+ADDED_LATER = {"loss.t_final_prob": 0.0}
 # what a checkpoint cannot continue under at all: the weights' shapes and the degradation process they learned
 NEVER_CHANGE = ("model", "degradation", "schedule")
 
@@ -72,8 +74,9 @@ def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def config_diff(old: dict[str, Any], new: dict[str, Any], ignore: tuple[str, ...] = SAFE_TO_CHANGE) -> list[str]:
-    """``["trainer.lr: 0.001 -> 0.01", …]`` for every dotted key whose value differs, except ``ignore``d ones."""
-    a, b = _flatten(old), _flatten(new)
+    """``["trainer.lr: 0.001 -> 0.01", …]`` for every dotted key whose value differs, except ``ignore``d ones; a
+    key of :data:`ADDED_LATER` absent from either counts as its default there."""
+    a, b = ({**ADDED_LATER, **_flatten(c)} for c in (old, new))
     missing = object()
     lines = []
     for key in sorted(set(a) | set(b)):
