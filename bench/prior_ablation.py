@@ -101,16 +101,17 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     paths: dict[str, Path] = {}
     for v in args.variant:
-        label, sep, path = v.partition("=")
+        label, sep, path = v.rpartition("=")
         if not sep or not Path(path).is_file():
             raise SystemExit(f"error: --variant {v!r} must be LABEL=an existing compare.json")
         paths[label] = Path(path)
     refs = {label: next(iter(paths)) for label in paths}
-    for r in args.ref:
-        label, sep, ref = r.partition("=")
-        if not sep or label not in paths or ref not in paths:
+    for r in args.ref:  # labels may hold "=" themselves: take the split whose both sides are labels
+        splits = [(r[:i], r[i + 1 :]) for i, ch in enumerate(r) if ch == "="]
+        known = [(label, ref) for label, ref in splits if label in paths and ref in paths]
+        if len(known) != 1:
             raise SystemExit(f"error: --ref {r!r} must be LABEL=REF with both labels given by --variant")
-        refs[label] = ref
+        refs[known[0][0]] = known[0][1]
     doc = json.loads(args.out.read_text()) if args.out.is_file() else {}
     doc[args.task] = [variant_entry(lab, path, refs[lab], _rows(paths[refs[lab]])) for lab, path in paths.items()]
     write_json(args.out, doc)

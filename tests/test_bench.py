@@ -111,9 +111,9 @@ def test_prior_ablation_reports_paired_gains(bench_module, tmp_path):
     out = tmp_path / "ablation.json"
     before = compare_json("before", [20.0, 22.0, 24.0, 26.0], [21.0, 21.0, 23.0, 23.0])
     after = compare_json("after", [21.0, 23.5, 24.5, 27.0], [21.0, 21.0, 23.0, 23.0])
-    lever = compare_json("lever", [21.5, 23.5, 25.0, 27.0], [21.0, 21.0, 23.0, 23.0])
-    variants = ["--variant", before, "--variant", after, "--variant", lever]
-    ablation.main(["--task", "blur", *variants, "--ref", "lever=after", "--out", str(out)])
+    lever = "t = 1 lever=" + compare_json("lever", [21.5, 23.5, 25.0, 27.0], [21.0, 21.0, 23.0, 23.0]).split("=")[1]
+    variants = ["--variant", before, "--variant", after, "--variant", lever]  # a label may hold "=" itself
+    ablation.main(["--task", "blur", *variants, "--ref", "t = 1 lever=after", "--out", str(out)])
     entries = json.loads(out.read_text())["blur"]
     gain = entries[1]["gain_over_reference_db"]
     assert gain["mean"] == pytest.approx(1.0) and gain["ci"][0] <= 1.0 <= gain["ci"][1]
@@ -123,9 +123,9 @@ def test_prior_ablation_reports_paired_gains(bench_module, tmp_path):
     assert entries[2]["compare_json"] == f"{tmp_path.name}/lever.json"
     assert str(tmp_path) not in out.read_text()  # no local paths recorded
     md = out.with_suffix(".md").read_text()
-    assert "| after |" in md and "| after | " in md.split("| lever |")[1]
+    assert "| after |" in md and "| after | " in md.split("| t = 1 lever |")[1]
     with pytest.raises(SystemExit, match="--ref"):
-        ablation.main(["--task", "blur", *variants, "--ref", "lever=nope", "--out", str(out)])
+        ablation.main(["--task", "blur", *variants, "--ref", "t = 1 lever=nope", "--out", str(out)])
 
 
 def test_delta_t_ablation_trains_and_scores_each_look_ahead(bench_module, tmp_path):
