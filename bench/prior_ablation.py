@@ -50,10 +50,11 @@ def paired(a: list[float], b: list[float], seed: int = 0) -> dict[str, Any]:
     return {"mean": float(d.mean()), "ci": [lo, hi]}
 
 
-def variant_entry(label: str, path: Path, ref: str, base: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """One table row; ``base``: the rows of the reference variant ``ref``. Only the run folder's name of
-    ``path`` is recorded (local paths say nothing on another machine)."""
-    rows = _rows(path)
+def variant_entry(
+    label: str, path: Path, rows: dict[str, dict[str, Any]], ref: str, base: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """One table row from the ``rows`` read from ``path``; ``base``: the rows of the reference variant ``ref``.
+    Only the run folder's name of ``path`` is recorded (local paths say nothing on another machine)."""
     do, tik = rows["dirac_do"], rows["tikhonov"]
     entry = {
         "variant": label, "compare_json": f"{path.parent.name}/{path.name}", "num_images": len(do["psnr_per_image"]),
@@ -113,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"error: --ref {r!r} must be LABEL=REF with both labels given by --variant")
         refs[known[0][0]] = known[0][1]
     doc = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    doc[args.task] = [variant_entry(lab, path, refs[lab], _rows(paths[refs[lab]])) for lab, path in paths.items()]
+    rows = {label: _rows(path) for label, path in paths.items()}  # each file read once
+    doc[args.task] = [variant_entry(lab, paths[lab], rows[lab], refs[lab], rows[refs[lab]]) for lab in paths]
     write_json(args.out, doc)
     atomic_write(args.out.with_suffix(".md"), markdown(doc).encode())
     print(markdown({args.task: doc[args.task]}))

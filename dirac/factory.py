@@ -86,14 +86,18 @@ def model_from_config(cfg: dict[str, Any], where: str = "model") -> torch.nn.Mod
     return build_ncsnpp(spec)
 
 
+# the loss keys a config may leave out, with the value that means (older runs lack the later ones)
+LOSS_DEFAULTS: dict[str, float] = {"t_min": 1e-3, "t_final_prob": 0.0}
+
+
 def loss_from_config(process: DegradationProcess, cfg: dict[str, Any]) -> IncrementalReconstructionLoss:
     try:
         return IncrementalReconstructionLoss(
             process,
             delta_t=config_number(cfg, "delta_t", "loss", float),
             weighting=cfg.get("weighting"),
-            t_min=config_number(cfg, "t_min", "loss", float, 1e-3),
-            t_final_prob=config_number(cfg, "t_final_prob", "loss", float, 0.0),
+            t_min=config_number(cfg, "t_min", "loss", float, LOSS_DEFAULTS["t_min"]),
+            t_final_prob=config_number(cfg, "t_final_prob", "loss", float, LOSS_DEFAULTS["t_final_prob"]),
         )
     except ValueError as e:
         msg = str(e)

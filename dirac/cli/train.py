@@ -24,6 +24,7 @@ from dirac.checkpoint import list_checkpoints, require_keys, step_of, verify_che
 from dirac.degradations import process_from_dict
 from dirac.distributed import broadcast, init_processes, is_main, launched_ranks, on_main, shared_folder
 from dirac.factory import (
+    LOSS_DEFAULTS,
     config_number,
     dataset_from_config,
     loss_from_config,
@@ -59,7 +60,7 @@ SAFE_TO_CHANGE = (
     "init_from",
 )
 # keys added after runs existed: a run whose config lacks one was trained with this value (its code default)
-ADDED_LATER = {"loss.t_final_prob": 0.0}
+ADDED_LATER = {"loss.t_final_prob": LOSS_DEFAULTS["t_final_prob"]}
 # what a checkpoint cannot continue under at all: the weights' shapes and the degradation process they learned
 NEVER_CHANGE = ("model", "degradation", "schedule")
 
