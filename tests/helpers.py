@@ -85,14 +85,20 @@ def tiny_training(**changes: object) -> list[str]:
     return [f"{k}={v}" for k, v in settings.items()]
 
 
-def compose_train(*overrides: str) -> dict:
-    """The training config of ``configs/`` composed by Hydra with ``overrides``, resolved to plain containers."""
+def compose_config(name: str, *overrides: str) -> dict:
+    """``configs/<name>.yaml`` (``train`` or ``sample``) composed by Hydra with ``overrides``, resolved to plain
+    containers."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base=None):
-        cfg = compose(config_name="train", overrides=list(overrides))
+        cfg = compose(config_name=name, overrides=list(overrides))
     return OmegaConf.to_container(cfg, resolve=True)
+
+
+def compose_train(*overrides: str) -> dict:
+    """The training config composed with ``overrides`` (:func:`compose_config` of ``train``)."""
+    return compose_config("train", *overrides)
 
 
 def train_tiny(out: Path, overrides: list[str]) -> Path:

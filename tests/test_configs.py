@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import compose_train
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from helpers import compose_config, compose_train
 
 from dirac.factory import loss_from_config, model_from_config, process_from_config, sampler_from_config
 from dirac.models import count_parameters
@@ -34,19 +32,13 @@ def test_experiment_builds_and_runs_one_step(name):
     assert y.shape == x.shape and torch.isfinite(y).all()
     loss = loss_from_config(process, c["loss"])
     assert 0.0 <= loss.delta_t <= 1.0
-    s_cfg = compose_sample_sampler()
+    s_cfg = compose_config("sample")["sampler"]
     assert s_cfg["t_stop"] == "auto"  # resolved per checkpoint (its early_stopping.json) by the sample CLI
     sampler = sampler_from_config(process, s_cfg, t_stop=0.0)
     assert sampler.steps >= 1
     with torch.no_grad():
         out = net(y, process.sigma(torch.ones(1)))
     assert out.shape == x.shape and torch.isfinite(out).all()
-
-
-def compose_sample_sampler() -> dict:
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base=None):
-        cfg = compose(config_name="sample")
-    return OmegaConf.to_container(cfg.sampler, resolve=True)
 
 
 def test_unknown_key_is_rejected_by_hydra():
