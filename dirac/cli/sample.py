@@ -88,6 +88,16 @@ def split_loader(cfg: dict[str, Any], state: dict, process: Any, sigma_y: float 
 
 
 @dataclass
+class ModeInputs:
+    """A mode's own inputs, set by :func:`plan_mode` (``None``/empty where the mode has none)."""
+
+    points: dict[str, Any] = field(default_factory=dict)  # stopping points read from early_stopping.json
+    measurements: tuple[Any, list[str]] | None = None  # user measurements and their file names
+    peers: Any = None  # the compared restorers (mode=tune|compare)
+    perceptual: Any = None  # the sweep's perceptual metric
+
+
+@dataclass
 class Job:
     """What every mode needs, loaded and checked before any output is written."""
 
@@ -99,7 +109,7 @@ class Job:
     fingerprint: str
     settings: Any
     opts: dict[str, Any]
-    extra: dict[str, Any] = field(default_factory=dict)  # per mode: points, measurements, peers, perceptual
+    inputs: ModeInputs = field(default_factory=ModeInputs)
 
 
 def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
@@ -157,7 +167,7 @@ def load_job(cfg: dict[str, Any], device: torch.device) -> Job:
 
 
 def plan_mode(cfg: dict[str, Any], job: Job) -> None:
-    """The mode's own inputs into ``job.extra`` — stopping points, user measurements, peers, the perceptual
+    """The mode's own inputs into ``job.inputs`` — stopping points, user measurements, peers, the perceptual
     metric — so that a bad choice file, folder, method or network stops the run before it writes anything."""
     from dirac.evaluation.measurements import load_measurements, top_up_measurements
     from dirac.metrics.registry import build_metric
@@ -166,38 +176,38 @@ def plan_mode(cfg: dict[str, Any], job: Job) -> None:
     if mode == "sweep":
         if sampler_cfg["t_stop"] not in ("auto", 0, 0.0):
             raise ValueError("mode=sweep explores every t_stop itself; leave sampler.t_stop at auto (or 0)")
-        job.extra["perceptual"] = build_metric(cfg["sweep"]["perceptual"], **job.opts)
+        job.inputs.perceptual = build_metric(cfg["sweep"]["perceptual"], **job.opts)
     elif mode != "tune":
         choice_path = Path(cfg["choice"]) if cfg["choice"] else job.folder / CHOICE_FILE
-        job.extra["points"] = stopping_points(sampler_cfg, choice_path, job.fingerprint)
+        job.inputs.points = stopping_points(sampler_cfg, choice_path, job.fingerprint)
         if cfg["measurements"]:
             ys, names = load_measurements(cfg["measurements"], int(job.state["model"]["channels"]), cfg["num_images"])
-            job.extra["measurements"] = (top_up_measurements(ys, job.process, job.sigma_y, cfg["seed"]), names)
+            job.inputs.measurements = (top_up_measurements(ys, job.process, job.sigma_y, cfg["seed"]), names)
     if mode in ("tune", "compare"):
         from dirac.evaluation.peers import setup_peers
 
         channels = int(job.state["model"]["channels"])
         ccfg = {**cfg["compare"], "oracle": cfg["compare"]["oracle"] if mode == "compare" else []}
         device = job.settings.device
-        job.extra["peers"] = setup_peers(ccfg, str(cfg["checkpoint"]), job.process, channels, device, cfg["ema"])
+        job.inputs.peers = setup_peers(ccfg, str(cfg["checkpoint"]), job.process, channels, device, cfg["ema"])
 
 
 def run_mode(cfg: dict[str, Any], ctx: Any, job: Job) -> dict[str, Any]:
     """Dispatch to the mode's function in :mod:`dirac.evaluation`; returns its summary."""
     from dirac.evaluation import modes
 
-    mode, points = cfg["mode"], job.extra.get("points", {})
+    mode, points = cfg["mode"], job.inputs.points
     if mode in ("tune", "compare"):
-        return peer_mode(cfg, ctx, job.extra["peers"], points, job.opts)
+        return peer_mode(cfg, ctx, job.inputs.peers, points, job.opts)
     if mode == "sweep":
-        return modes.sweep(ctx, {**cfg["sampler"], "t_stop": 0.0}, cfg, job.extra["perceptual"], job.fingerprint)
+        return modes.sweep(ctx, {**cfg["sampler"], "t_stop": 0.0}, cfg, job.inputs.perceptual, job.fingerprint)
     if mode in UNCERTAINTY_MODES:
         from dirac.evaluation.uncertainty_modes import run_uncertainty_mode
 
         fit_cfg = {**cfg, "num_images": 2 * cfg["perception_control"]["fit_images"]}
         return run_uncertainty_mode(ctx, points, cfg, split_loader(fit_cfg, job.state, job.process, job.sigma_y))
-    if "measurements" in job.extra:
-        ys, names = job.extra["measurements"]
+    if job.inputs.measurements is not None:
+        ys, names = job.inputs.measurements
         return modes.reconstruct_folder(ctx, ys, names, points, cfg["samples_per_measurement"])
     return modes.reconstruct_split(ctx, cfg["split"], points, cfg["samples_per_measurement"])
 
