@@ -111,7 +111,7 @@ def test_prior_ablation_reports_paired_gains(bench_module, tmp_path):
     out = tmp_path / "ablation.json"
     before = compare_json("before", [20.0, 22.0, 24.0, 26.0], [21.0, 21.0, 23.0, 23.0])
     after = compare_json("after", [21.0, 23.5, 24.5, 27.0], [21.0, 21.0, 23.0, 23.0])
-    lever = "t = 1 lever=" + compare_json("lever", [21.5, 23.5, 25.0, 27.0], [21.0, 21.0, 23.0, 23.0]).split("=")[1]
+    lever = "t = 1 lever=" + compare_json("lever", [21.5, 23.5, 25.0, 27.0], [21.0, 21.0, 23.0, 23.0]).partition("=")[2]
     variants = ["--variant", before, "--variant", after, "--variant", lever]  # a label may hold "=" itself
     ablation.main(["--task", "blur", *variants, "--ref", "t = 1 lever=after", "--out", str(out)])
     entries = json.loads(out.read_text())["blur"]

@@ -224,3 +224,23 @@ def test_checkpoint_roles_are_told_apart_and_a_prior_is_refused_as_a_dirac_model
         require_role(prior, "dirac", "p")
     with pytest.raises(ValueError, match="compare.regressor"):
         require_role(regressor, "dirac", "r")
+
+
+# a tuned value may sit on its grid's end only where that end is the parameter's own bound (DiffPIR's ζ ∈ [0, 1])
+DOMAIN_BOUNDS = {("diffpir", "zeta"): 1.0}
+
+
+@pytest.mark.parametrize("shipped", ["blur_default", "inpaint_default"])
+def test_shipped_peer_choices_are_inside_their_grids(shipped):
+    """A peer whose val-tuned value is the last of its grid may be tuned down (its best lies beyond): every
+    shipped choice must have grid values on both sides, unless it is the parameter's own bound."""
+    import yaml
+
+    from dirac.shipped import config_dir
+
+    tuned = yaml.safe_load((config_dir() / "compare" / f"{shipped}.yaml").read_text())["methods"]
+    for name, entry in tuned.items():
+        for key, value in (entry.get("params") or {}).items():
+            grid = sorted(METHODS[name].grid[key])
+            inside = grid[0] < value < grid[-1]
+            assert inside or DOMAIN_BOUNDS.get((name, key)) == value, f"{shipped}: {name}.{key}={value}, grid {grid}"
