@@ -3,6 +3,7 @@ of the runner, measurement folders, the metric registry and the output manifest 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -19,10 +20,10 @@ from dirac.evaluation import (
     tune,
 )
 from dirac.evaluation.measurements import load_measurements
-from dirac.evaluation.methods import Resources
+from dirac.evaluation.methods import METHODS, Resources
 from dirac.evaluation.runner import require_finite, run_mixed_sizes
 from dirac.evaluation.settings import stopping_points
-from dirac.evaluation.sweep import tune_methods
+from dirac.evaluation.sweep import oracle_methods, tune_methods
 from dirac.evaluation.tuning import params_label
 from dirac.metrics import psnr
 from dirac.metrics.registry import Metric, available_metrics, build_metric, register_metric
@@ -134,6 +135,22 @@ def test_baselines_are_tuned_on_validation_without_touching_test(data):
     assert asked == ["val"] and f"lam={restorers['tikhonov'].lam:.6g}" == max(scores, key=scores.get)
     with pytest.raises(ValueError, match="unknown method"):
         tune_methods(["nope"], Resources(PROC), load, "val", batch_size=6)
+
+
+def test_oracle_rows_are_tuned_on_the_evaluated_images_and_bound_the_tuned_row(data, monkeypatch):
+    """An oracle row picks λ on the images it is scored on, so there it is never below the val-tuned row;
+    a method with nothing to tune has no oracle row."""
+    clean, y = data
+    monkeypatch.setitem(METHODS, "tikhonov_fixed", dataclasses.replace(METHODS["tikhonov"], grid={}))
+    val, test = slice(0, len(y) // 2), slice(len(y) // 2, None)
+    restorers, _ = tune_methods(["tikhonov"], Resources(PROC), lambda s: (clean[val], y[val]), "val", batch_size=6)
+    oracles = oracle_methods(["tikhonov", "tikhonov_fixed"], Resources(PROC), clean[test], y[test], batch_size=6)
+    assert set(oracles) == {"tikhonov_oracle"}
+
+    def score(r):
+        return psnr(run_restorer(r, y[test], 6).output[:, 0], clean[test]).mean().item()
+
+    assert score(oracles["tikhonov_oracle"]) >= score(restorers["tikhonov"]) - 1e-4
 
 
 def test_mixed_sizes_run_per_size_in_input_order():

@@ -49,6 +49,8 @@ def test_size_and_channel_errors():
         NCSNpp(
             NCSNppConfig(image_size=30, block_out_channels=(16, 32, 32), norm_num_groups=8, attention_resolutions=())
         )
+    with pytest.raises(ValueError, match=r"\[48, 96\] do not fit diffusers' skip up-blocks.*144"):
+        NCSNpp(NCSNppConfig(image_size=16, block_out_channels=(48, 96), norm_num_groups=16, attention_resolutions=()))
     net = build_ncsnpp("small")
     with pytest.raises(ValueError, match="multiples of 4"):
         net(torch.rand(1, 3, 30, 30), 0.02)

@@ -28,7 +28,7 @@ from .methods import Method, Resources
 from .modes import MEANING, Context
 from .peers import TUNED_FILE, Peers, check_tuned_process, find_tuned, read_tuned
 from .sweep import trajectory_curves
-from .tuning import tune_method
+from .tuning import tune_methods_on
 from .uncertainty_modes import fit_description, ot_curves, unpaired_fit_sets
 
 log = logging.getLogger("dirac.sample")
@@ -61,12 +61,9 @@ def tune_peers(
     if not methods:
         return {}, 0
     clean, y = only_split(load, split)(split)
-    entries = {}
-    for name, m in methods.items():
-        log.info("tuning %s on %s over %d candidate(s)", name, split, len(m.candidates()))
-        t = tune_method(m, name, resources, clean, y, batch_size, seed)
-        entries[name] = _plain({"params": t.params, "fixed": dict(m.fixed), "scores": t.scores})
-    return entries, len(y)
+    tuned = tune_methods_on(methods, resources, clean, y, batch_size, seed)
+    entries = {n: {"params": t.params, "fixed": dict(methods[n].fixed), "scores": t.scores} for n, t in tuned.items()}
+    return _plain(entries), len(y)
 
 
 def tuned_document(ctx: Context, peers: Peers, split: str, n: int, entries: dict[str, Any]) -> dict[str, Any]:
@@ -134,13 +131,11 @@ def oracle_restorers(
 ) -> dict[str, tuple]:
     """``NAME_oracle``: tuned on the evaluated images (an upper bound), at the same fixed settings as the tuned
     row; methods with nothing to tune have none."""
+    methods = {name: _as_tuned(peers, name, m, tuned["methods"].get(name) or {}) for name, m in peers.oracle.items()}
     out = {}
-    for name, m in peers.oracle.items():
-        m = _as_tuned(peers, name, m, tuned["methods"].get(name) or {})
-        if m.grid:
-            t = tune_method(m, name, peers.resources, clean, y, batch_size, seed)
-            info = {"params": _plain(t.params), "oracle": True, "description": f"{m.description} (oracle)"}
-            out[f"{name}_oracle"] = (t.restorer, info)
+    for name, t in tune_methods_on(methods, peers.resources, clean, y, batch_size, seed, gridless=False).items():
+        info = {"params": _plain(t.params), "oracle": True, "description": f"{methods[name].description} (oracle)"}
+        out[f"{name}_oracle"] = (t.restorer, info)
     return out
 
 

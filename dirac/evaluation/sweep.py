@@ -18,7 +18,7 @@ from ..stopping_choice import SAMPLER_KEYS
 from .compare import RunSettings, SplitLoader
 from .methods import Resources, get_method
 from .restorers import SamplerRestorer
-from .tuning import Tuned, tune_method
+from .tuning import Tuned, tune_methods_on
 
 
 def trajectory_curves(
@@ -54,12 +54,8 @@ def tune_methods(
     methods = {name: get_method(name) for name in names}  # unknown names refused before any work
     if not methods:
         return {}, {}
-    clean, y = load(split)
-    restorers, tuned = {}, {}
-    for name, m in methods.items():
-        t = tune_method(m, name, resources, clean, y, batch_size, seed)
-        restorers[name], tuned[name] = t.restorer, t
-    return restorers, tuned  # type: ignore[return-value]
+    tuned = tune_methods_on(methods, resources, *load(split), batch_size, seed)
+    return {name: t.restorer for name, t in tuned.items()}, tuned  # type: ignore[misc]
 
 
 def oracle_methods(
@@ -67,13 +63,9 @@ def oracle_methods(
 ) -> dict[str, Restorer]:
     """``NAME_oracle``: hyper-parameters picked on the evaluated images themselves (an upper bound, reported,
     never chosen). Methods with nothing to tune have no oracle row."""
-    out = {}
-    for name in names:
-        m = get_method(name)
-        if m.grid:
-            t = tune_method(m, name, resources, clean, y, batch_size, seed)
-            out[f"{name}_oracle"] = t.restorer
-    return out  # type: ignore[return-value]
+    methods = {name: get_method(name) for name in names}
+    tuned = tune_methods_on(methods, resources, clean, y, batch_size, seed, gridless=False)
+    return {f"{name}_oracle": t.restorer for name, t in tuned.items()}  # type: ignore[misc]
 
 
 def dirac_points(

@@ -7,6 +7,7 @@ with those hyper-parameters fixed. Stochastic methods run with the given seed, s
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,8 @@ from .runner import run_restorer
 
 if TYPE_CHECKING:
     from .methods import Method, Resources
+
+log = logging.getLogger(__name__)
 
 
 def params_label(params: Mapping[str, Any]) -> str:
@@ -69,3 +72,17 @@ def tune_method(
 ) -> Tuned:
     """:func:`tune` over ``method``'s grid, each candidate built from ``resources`` (errors name ``name``)."""
     return tune(lambda p: method.build(resources, p, name), method.candidates(), clean, y, batch_size, seed=seed)
+
+
+def tune_methods_on(
+    methods: Mapping[str, Method], resources: Resources, clean: Tensor, y: Tensor, batch_size: int, seed: int = 0,
+    gridless: bool = True,
+) -> dict[str, Tuned]:  # fmt: skip
+    """:func:`tune_method` for each of ``methods`` on ``(clean, y)``: the validation split for a tuned row, the
+    evaluated images for an ``oracle`` row (then ``gridless=False``: a method with nothing to tune has no oracle)."""
+    out = {}
+    for name, m in methods.items():
+        if gridless or m.grid:
+            log.info("tuning %s over %d candidate(s) on %d image(s)", name, len(m.candidates()), len(y))
+            out[name] = tune_method(m, name, resources, clean, y, batch_size, seed)
+    return out

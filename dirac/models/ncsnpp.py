@@ -113,7 +113,20 @@ class NCSNpp(nn.Module):
             raise ValueError(f"channels must be 1 (grey) or 3 (RGB), got {c.channels}")
         # diffusers' skip blocks hard-code 3-channel skip convolutions, so the UNet always works on RGB;
         # grey images are replicated to 3 channels on the way in and averaged on the way out.
-        self.unet = UNet2DModel(
+        try:
+            self.unet = self._build_unet(c, attn)
+        except ValueError as e:  # the up-blocks normalise skip-concatenated widths in min(width / 4, 32) groups
+            raise ValueError(
+                f"block_out_channels {list(c.block_out_channels)} do not fit diffusers' skip up-blocks ({e}); "
+                "use widths that are multiples of 32, e.g. [32, 64, 128]"
+            ) from None
+        python_floats(self.unet)
+        self.autocast_dtype: torch.dtype | None = None  # set_precision("bf16"): the UNet runs under autocast
+        self.zero_init_output()
+
+    @staticmethod
+    def _build_unet(c: NCSNppConfig, attn: list[bool]) -> UNet2DModel:
+        return UNet2DModel(
             sample_size=c.image_size,
             in_channels=3,
             out_channels=3,
@@ -128,9 +141,6 @@ class NCSNpp(nn.Module):
             attention_head_dim=None,
             dropout=c.dropout,
         )
-        python_floats(self.unet)
-        self.autocast_dtype: torch.dtype | None = None  # set_precision("bf16"): the UNet runs under autocast
-        self.zero_init_output()
 
     def set_precision(self, mixed_precision: str) -> NCSNpp:
         """``"no"`` (float32) or ``"bf16"``/``"fp16"``: the UNet runs under ``torch.autocast`` in that type while the
