@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from .io import to_json
+from .io import save_tensors, to_json
 
 FORMAT_VERSION = 1
 STATE_FILE = "state.json"
@@ -76,7 +76,7 @@ def save_nested(path: Path, state: dict[str, Any]) -> None:
     """Save a nested state (e.g. an optimizer ``state_dict``) as safetensors + JSON skeleton metadata."""
     tensors: dict[str, torch.Tensor] = {}
     skel = _flatten_state(state, "s", tensors)
-    save_file(tensors, str(path), metadata={"skeleton": json.dumps(skel)})
+    save_tensors(path, tensors, metadata={"skeleton": json.dumps(skel)})
 
 
 def load_nested(path: Path, state: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -170,9 +170,9 @@ def _fill(
     rng: dict[str, Any] | None,
 ) -> None:
     """Write every file of a checkpoint into ``tmp`` and make it durable (``state.json`` last, with checksums)."""
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.items()}, str(tmp / "model.safetensors"))
+    save_tensors(tmp / "model.safetensors", model)
     if ema is not None:
-        save_file({k: v.detach().cpu().contiguous() for k, v in ema.items()}, str(tmp / "ema.safetensors"))
+        save_tensors(tmp / "ema.safetensors", ema)
     if optimizer is not None:
         save_nested(tmp / "optimizer.safetensors", optimizer)
     if rng is not None:

@@ -54,6 +54,16 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
     return path
 
 
+def save_tensors(path: str | Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> Path:
+    """Save ``tensors`` as safetensors through :func:`atomic_write`: ``safetensors.torch.save_file`` writes in place
+    and always with mode 0600 (unreadable to a group sharing the models); serialising to bytes first gives the
+    same atomic write and permissions as every other file."""
+    from safetensors.torch import save
+
+    contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    return atomic_write(path, save(contiguous, metadata=metadata))
+
+
 def _finite_or_none(obj: Any) -> Any:
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else None

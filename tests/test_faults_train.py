@@ -709,3 +709,19 @@ def test_export_command_line_refuses_a_non_empty_destination(ckpt, tmp_path):
     res = run("-m dirac.export", str(ckpt), str(dst), check=False)
     assert_clear_failure(res, "error:", "not empty", "--overwrite")
     assert checksums(dst) == before
+
+
+def test_checkpoint_files_get_the_umask_permissions_not_safetensors_0600(tmp_path):
+    """safetensors writes 0600 files; a group sharing trained models must be able to read every file dirac wrote."""
+    old = os.umask(0o022)
+    try:
+        w = {"w": torch.arange(6.0).view(2, 3)}
+        folder = write_checkpoint(
+            tmp_path / "ckpt", model=w, ema=w, state={"step": 1}, optimizer={"state": {0: {"m": torch.ones(2)}}}
+        )
+    finally:
+        os.umask(old)
+    modes = {f.name: f.stat().st_mode & 0o777 for f in folder.iterdir()}
+    assert set(modes) >= {"model.safetensors", "ema.safetensors", "optimizer.safetensors", "state.json"}
+    assert set(modes.values()) == {0o644}, modes
+    assert torch.equal(load_file(folder / "model.safetensors")["w"], w["w"])

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 from torch import Tensor, nn
+
+from ..io import save_tensors
 
 CONVERT_CMD = "python -m dirac.metrics.convert_weights"
 
@@ -124,5 +126,5 @@ def convert_pth_to_safetensors(src: str | Path, dst: str | Path, keep: Sequence[
     # safetensors refuses shared or non-contiguous storage: give every tensor its own contiguous copy.
     tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}
     dst.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(dst), metadata={"converted_from": src.name})
+    save_tensors(dst, tensors, metadata={"converted_from": src.name})
     return list(tensors)
