@@ -29,7 +29,7 @@ COMMON_FLAGS = ("model", "image_size", "batch_size", "reps", "threads", "steps",
 def common_parser(description: str, steps: bool = False) -> argparse.ArgumentParser:
     """Flags shared by all scripts; ``None`` defaults are filled by :func:`resolve` (normal or ``--quick``)."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", choices=("small", "tiny", "paper"), default=None, help="NCSN++ preset")
+    p.add_argument("--model", choices=("small", "wide", "tiny", "paper"), default=None, help="NCSN++ preset")
     p.add_argument("--image-size", type=int, default=None, help="image side in pixels")
     p.add_argument("--batch-size", type=int, default=None, help="images per batch")
     p.add_argument("--reps", type=int, default=None, help="timed repetitions (median reported)")

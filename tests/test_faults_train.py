@@ -281,7 +281,7 @@ def test_failed_write_replaces_nothing_and_leaves_no_partial_folder(ckpt, monkey
         raise OSError(28, "No space left on device")
 
     before = checksums(ckpt.parent)
-    monkeypatch.setattr(checkpoint, "save_file", disk_full)
+    monkeypatch.setattr(checkpoint, "save_tensors", disk_full)
     with pytest.raises(OSError) as err:
         write_checkpoint(ckpt, model={"w": torch.zeros(2)}, state={"step": 3})
     assert_one_line(str(err.value), str(ckpt), "No space left", "previous checkpoints are intact")

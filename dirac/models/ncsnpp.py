@@ -75,6 +75,15 @@ PRESETS: dict[str, NCSNppConfig] = {
         attention_resolutions=(8,),
         norm_num_groups=16,
     ),
+    # issue 15's width lever: ~4.3 M parameters, the 8-px level doubled to 128 channels (1.4-1.5x small's cost per
+    # NFE on a CPU: bench/throughput.py --model wide)
+    "wide": NCSNppConfig(
+        image_size=32,
+        block_out_channels=(32, 64, 128),
+        layers_per_block=2,
+        attention_resolutions=(8,),
+        norm_num_groups=16,
+    ),
     # paper: ~67 M parameters, 256 px, channel_mult [1,1,2,2,2,2,2] × 128, attention at 16 px, dropout 0.1
     "paper": NCSNppConfig(
         image_size=256,
@@ -226,7 +235,7 @@ def python_floats(module: nn.Module) -> int:
 
 
 def build_ncsnpp(spec: str | dict | NCSNppConfig, **overrides) -> NCSNpp:
-    """Build from a preset name (``tiny``/``small``/``paper``), a config dict or an ``NCSNppConfig``."""
+    """Build from a preset name (``tiny``/``small``/``wide``/``paper``), a config dict or an ``NCSNppConfig``."""
     if isinstance(spec, str):
         if spec not in PRESETS:
             raise ValueError(f"unknown NCSN++ preset {spec!r}; known: {sorted(PRESETS)}")
