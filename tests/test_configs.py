@@ -44,3 +44,15 @@ def test_experiment_builds_and_runs_one_step(name):
 def test_unknown_key_is_rejected_by_hydra():
     with pytest.raises(Exception, match="no_such_key"):
         compose_train("trainer.no_such_key=1")
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in (CONFIGS / "model").glob("*.yaml")))
+def test_model_config_matches_its_preset(name):
+    """configs/model/ncsnpp_X.yaml and the Python preset X build the same architecture (one definition each way)."""
+    from dirac.models.ncsnpp import PRESETS, NCSNppConfig
+
+    c = compose_train(f"model={name}")
+    cfg = NCSNppConfig.from_dict(dict(c["model"]))
+    preset = PRESETS[name.removeprefix("ncsnpp_")]
+    keys = ("block_out_channels", "layers_per_block", "attention_resolutions", "norm_num_groups")
+    assert {k: getattr(cfg, k) for k in keys} == {k: getattr(preset, k) for k in keys}

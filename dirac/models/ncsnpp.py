@@ -15,7 +15,7 @@ of scale σ exactly, which a short CPU run does not learn at σ ≳ 1 (measured:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 import torch
@@ -62,28 +62,19 @@ class NCSNppConfig:
         return d
 
 
+_SMALL = NCSNppConfig(
+    image_size=32, block_out_channels=(32, 64, 64), layers_per_block=2, attention_resolutions=(8,), norm_num_groups=16
+)
 PRESETS: dict[str, NCSNppConfig] = {
     # tests: ~51 k parameters, 8–16 px
     "tiny": NCSNppConfig(
         image_size=16, block_out_channels=(8, 16), layers_per_block=1, attention_resolutions=(), norm_num_groups=4
     ),
     # CPU default: ~1.9 M parameters, 32 px, attention at 8 px
-    "small": NCSNppConfig(
-        image_size=32,
-        block_out_channels=(32, 64, 64),
-        layers_per_block=2,
-        attention_resolutions=(8,),
-        norm_num_groups=16,
-    ),
-    # issue 15's width lever: ~4.3 M parameters, the 8-px level doubled to 128 channels (1.4-1.5x small's cost per
+    "small": _SMALL,
+    # issue 15's width lever: ~4.3 M parameters, the 8-px level doubled to 128 channels (1.3-1.45x small's time per
     # NFE on a CPU: bench/throughput.py --model wide)
-    "wide": NCSNppConfig(
-        image_size=32,
-        block_out_channels=(32, 64, 128),
-        layers_per_block=2,
-        attention_resolutions=(8,),
-        norm_num_groups=16,
-    ),
+    "wide": replace(_SMALL, block_out_channels=(32, 64, 128)),
     # paper: ~67 M parameters, 256 px, channel_mult [1,1,2,2,2,2,2] × 128, attention at 16 px, dropout 0.1
     "paper": NCSNppConfig(
         image_size=256,
