@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from .io import save_tensors, to_json
+from .io import atomic_write, save_tensors, to_json
 
 FORMAT_VERSION = 1
 STATE_FILE = "state.json"
@@ -169,7 +169,8 @@ def _fill(
     optimizer: dict[str, Any] | None,
     rng: dict[str, Any] | None,
 ) -> None:
-    """Write every file of a checkpoint into ``tmp`` and make it durable (``state.json`` last, with checksums)."""
+    """Write every file of a checkpoint into ``tmp`` through :func:`atomic_write` (durable, umask permissions;
+    ``state.json`` last, with checksums)."""
     save_tensors(tmp / "model.safetensors", model)
     if ema is not None:
         save_tensors(tmp / "ema.safetensors", ema)
@@ -179,11 +180,8 @@ def _fill(
         save_nested(tmp / "rng.safetensors", rng)
     body = {k: v for k, v in state.items() if k not in ("format_version", "files")}
     files = {f.name: _fingerprint(f) for f in sorted(tmp.iterdir())}
-    (tmp / STATE_FILE).write_text(to_json({"format_version": FORMAT_VERSION, **body, "files": files}))
-    for f in tmp.iterdir():  # make the data durable before the rename publishes it
-        with open(f, "rb") as fh:
-            os.fsync(fh.fileno())
-    _fsync_dir(tmp)
+    atomic_write(tmp / STATE_FILE, to_json({"format_version": FORMAT_VERSION, **body, "files": files}))
+    _fsync_dir(tmp)  # every file was fsynced by atomic_write; the folder's entries before the rename publishes it
 
 
 def _remove(path: Path) -> None:
