@@ -119,3 +119,9 @@ def test_init_from_starts_a_run_from_anothers_weights_and_keeps_its_schedule(tmp
     assert state["init_from"]["schedule_kept"] is True and state["init_from"]["weights"].startswith("sha256:")
     with pytest.raises(SystemExit, match="init_from"):
         train_tiny(tmp_path / "c", [*tiny_training(), "model=ncsnpp_small", f"init_from={first}"])
+    # dropout is a regulariser without parameters: fine-tuning with it switched on starts from the same weights
+    dropped = train_tiny(
+        tmp_path / "d",
+        [*tiny_training(), "trainer.max_steps=1", "trainer.lr=1e-12", "model.dropout=0.3", f"init_from={first}"],
+    )
+    assert json.loads((dropped / "state.json").read_text())["model"]["dropout"] == 0.3

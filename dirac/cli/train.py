@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +205,9 @@ def _init_source(c: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any, dict[
         model, process, state = load_checkpoint(folder, ema=True)
     except (OSError, ValueError, KeyError) as e:
         raise ValueError(f"init_from={source}: {' '.join(str(e).split())}") from None
-    if NCSNppConfig.from_dict(dict(state["model"])) != NCSNppConfig.from_dict(dict(c["model"])):  # defaults filled
+    # dropout has no parameters: a fine-tune may switch it on or off (a regulariser, not the architecture)
+    theirs, ours = (replace(NCSNppConfig.from_dict(dict(m)), dropout=0.0) for m in (state["model"], c["model"]))
+    if theirs != ours:  # defaults filled
         raise ValueError(
             f"init_from={source} holds a network of another architecture (its model config differs from this "
             f"run's model group); pick the same model=... it was trained with"
