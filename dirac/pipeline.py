@@ -39,6 +39,7 @@ from .stopping_choice import (
     weights_fingerprint,
     write_stopping_choice,
 )
+from .symmetry import check_symmetry, group_members, inverse_transform, transform
 from .tiling import child_seed, image_seeds, needs_tiles, seeded_generators, tile_count, tiled_apply
 
 Callback = Callable[[int, float, Tensor], None]
@@ -187,19 +188,24 @@ class DiracPipeline:
         return_trajectory: bool = False,
         return_dict: bool = False,
         check_consistency: bool = True,
+        ensemble: str | None = None,
         **sampler_settings: Any,
     ) -> Any:
         """Reconstruct measurements ``images`` (same type back, or a :class:`DiracPipelineOutput` with
-        ``return_dict=True``). ``sampler_settings``: steps, step, guidance, guidance_strength, output,
-        tile_size (128; None: never tile), tile_above (pixels, default 256²), tile_overlap, tile_batch, batch_size."""
+        ``return_dict=True``). ``ensemble``: ``"flip"`` or ``"dihedral"`` averages the reconstructions of the
+        measurement's rotated/flipped copies (:mod:`dirac.symmetry`; |G| sampler runs per sample, refused when the
+        degradation does not commute with the group). ``sampler_settings``: steps, step, guidance,
+        guidance_strength, output, tile_size (128; None: never tile), tile_above (pixels, default 256²),
+        tile_overlap, tile_batch, batch_size."""
         if return_trajectory and not return_dict:
             raise ValueError("return_trajectory=True needs return_dict=True (the trajectory is in the output object)")
         if isinstance(num_samples, bool) or int(num_samples) != num_samples or num_samples < 1:
             raise ValueError(f"num_samples must be a whole number >= 1, got {num_samples!r}")
-        run = _Run(self, int(num_samples), return_trajectory, sampler_settings)
+        run = _Run(self, int(num_samples), return_trajectory, sampler_settings, ensemble)
         batches, restore = to_tensors(images, self.channels, "measurement")
         for b in batches:  # a noisy measurement may stray from [0, 1]; [-1, 1] or 0–255 images stray further
             check_range(b, "measurement", tolerance=MEASUREMENT_SLACK)
+            check_symmetry(self.process, b, ensemble)
         sampler = self.sampler(t_stop, **sampler_settings)
         for b in batches:  # refuse what cannot run (too large, untileable) before anything else
             run.tiled(b)
@@ -242,10 +248,13 @@ class _BatchResult:
 
 
 class _Run:
-    """Bookkeeping of one pipeline call: rows (image × posterior sample), batching or tiling, progress."""
+    """Bookkeeping of one pipeline call: rows (image × posterior sample × symmetry), batching or tiling, progress."""
 
-    def __init__(self, pipe: DiracPipeline, num_samples: int, trajectory: bool, settings: dict[str, Any]) -> None:
+    def __init__(
+        self, pipe: DiracPipeline, num_samples: int, trajectory: bool, settings: dict[str, Any], ensemble: str | None
+    ) -> None:
         self.pipe, self.k, self.want_trajectory = pipe, num_samples, trajectory
+        self.members = group_members(ensemble) if ensemble else (0,)
         self.tile_size = settings.pop("tile_size", pipe.tile_size)
         self.tile_above = settings.pop("tile_above", None)
         self.overlap = int(settings.pop("tile_overlap", pipe.tile_overlap))
@@ -265,7 +274,7 @@ class _Run:
 
     def _runs(self, b: Tensor) -> int:
         """Sampler runs a batch needs (for the progress bar)."""
-        rows = len(b) * self.k
+        rows = len(b) * self.k * len(self.members)
         if not self.tiled(b):
             return math.ceil(rows / self.batch_size)
         tiles = tile_count(*b.shape[-2:], int(self.tile_size), self.overlap)
@@ -288,7 +297,16 @@ class _Run:
             return [self._batch(fn, b, seeds[s : s + len(b)], sampler) for b, s in zip(batches, starts, strict=True)]
 
     def _batch(self, fn, y: Tensor, seeds: list[int], sampler: ReverseSampler) -> _BatchResult:
-        """All ``k`` posterior samples of every image of ``y (B, C, H, W)``; row seeds depend only on the image."""
+        """All ``k`` posterior samples of every image of ``y (B, C, H, W)`` and of its symmetric copies (each
+        mapped back: ``g⁻¹ R(g y)``, seeds ``child_seed(seed, g)`` for ``g ≠ identity``)."""
+        parts = []
+        for g in self.members:
+            member_seeds = [child_seed(s, g) for s in seeds] if g else seeds
+            parts.append(inverse_transform(self._rows(fn, transform(y, g), member_seeds), g))
+        return self._split(sampler, torch.cat(parts, dim=1), y.shape[1])
+
+    def _rows(self, fn, y: Tensor, seeds: list[int]) -> Tensor:
+        """``(B, k, C', H, W)``: the ``k`` runs of every image of ``y``; row seeds depend only on the image."""
         rows = y.to(self.pipe.device).repeat_interleave(self.k, 0)
         row_seeds = [child_seed(s, j) for s in seeds for j in range(self.k)]
         if self.tiled(y):
@@ -297,7 +315,7 @@ class _Run:
             chunks = range(0, len(rows), self.batch_size)
             gens = [seeded_generators(row_seeds[i : i + self.batch_size], rows.device) for i in chunks]
             stacked = torch.cat([fn(rows[i : i + self.batch_size], g) for i, g in zip(chunks, gens, strict=True)])
-        return self._split(sampler, stacked.cpu().unflatten(0, (len(y), self.k)), y.shape[1])
+        return stacked.cpu().unflatten(0, (len(y), self.k))
 
     def _sample_fn(self, sampler: ReverseSampler, on_step: Callback):
         """``f(y, generators)`` running the sampler: its output and the x̂0 trajectory stacked along channels."""
@@ -313,7 +331,7 @@ class _Run:
     def _split(self, sampler: ReverseSampler, stacked: Tensor, c: int) -> _BatchResult:
         """``stacked (B, k, C', H, W)`` -> samples, their mean and std, and the trajectory of the sample mean."""
         samples = stacked[:, :, :c]
-        std = samples.std(1, unbiased=True) if self.k > 1 else torch.zeros_like(samples[:, 0])
+        std = samples.std(1, unbiased=True) if samples.shape[1] > 1 else torch.zeros_like(samples[:, 0])
         trajectory: list[dict[float, Tensor]] = []
         if self.want_trajectory:
             times = [float(t) for t in sampler.grid]

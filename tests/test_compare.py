@@ -117,6 +117,8 @@ def test_compare_end_to_end_and_refusals(ckpts, tmp_path):
         "compare.bootstrap=20",
         "compare.bootstrap_set=5",
         "compare.grid_images=3",
+        "+compare.ensemble.dirac_do=dihedral",
+        "+compare.ensemble.tikhonov=flip",
         f"choice={tmp_path / 's' / 'early_stopping.json'}",
     )
     doc = json.loads((out / "compare.json").read_text())
@@ -136,7 +138,10 @@ def test_compare_end_to_end_and_refusals(ckpts, tmp_path):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 1000
     assert "tikhonov" in (out / "compare.md").read_text() and "Perception knob" in (out / "compare.md").read_text()
     ot = doc["ot_curves"]
-    assert {r["method"] for r in ot} == {"dirac_do", "dirac_po", "tikhonov"}  # no oracle, no measurement
+    assert {r["method"] for r in ot} == {"dirac_do", "dirac_po", "tikhonov", "dirac_do+dihedral", "tikhonov+flip"}
+    ens = rows["dirac_do+dihedral"]  # self-ensemble rows: 8 calls of the DO restorer; Tikhonov is equivariant
+    assert ens["nfe"] == 8 * rows["dirac_do"]["nfe"] and ens["params"]["ensemble"] == "dihedral"
+    assert abs(rows["tikhonov+flip"]["psnr"] - rows["tikhonov"]["psnr"]) < 1e-3
     for r in ot:  # α = 0 is the restorer's own output: its row
         assert r["alpha"] != 0 or abs(r["psnr"] - rows[r["method"]]["psnr"]) < 1e-4
     assert "2 val images" in doc["ot_fit"]["restored"] and "2 val images" in doc["ot_fit"]["clean"]
@@ -155,3 +160,6 @@ def test_compare_end_to_end_and_refusals(ckpts, tmp_path):
         sample(tmp_path, "bad2", *one, "compare.methods=[tikhonov,nonsense]")
     assert_one_line(str(e.value), "compare.methods", "nonsense", "known methods")
     assert not (tmp_path / "bad2").exists()  # refused before any output was written
+    with pytest.raises(ValueError) as e:
+        sample(tmp_path, "bad3", *one, "compare.methods=[tikhonov]", "+compare.ensemble.dirac_do=rot45")
+    assert_one_line(str(e.value), "compare.ensemble", "dihedral")

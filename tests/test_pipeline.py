@@ -285,3 +285,24 @@ def test_inpainting_warns_off_its_training_size_and_shipped_models_are_not_overw
 
     with pytest.raises(ValueError, match="shipped models"):
         pipe.save_pretrained(pretrained_dir() / "blur_default", overwrite=True)
+
+
+def test_self_ensemble_averages_the_mapped_back_reconstructions_of_the_symmetric_copies(pipe, crops):
+    from dirac.degradations import build_process
+    from dirac.symmetry import GROUPS, inverse_transform, transform
+
+    y = pipe.degrade(crops[:2], generator=gens(5, 6))  # 40x52: the quarter turns give 52x40 inputs
+    ens = quiet(pipe, y, t_stop=1.0, ensemble="dihedral")
+    manual = torch.stack([inverse_transform(quiet(pipe, transform(y, k), t_stop=1.0), k) for k in GROUPS["dihedral"]])
+    torch.testing.assert_close(ens, manual.mean(0), atol=1e-5, rtol=0)
+    assert (ens - quiet(pipe, y, t_stop=1.0)).abs().max() > 1e-4  # the network is not equivariant: it changes
+    out = quiet(pipe, y, t_stop=0.5, num_samples=2, ensemble="flip", generator=gens(7, 8), return_dict=True)
+    assert out.samples[0].shape == (4, *y.shape[1:])  # 2 samples x 2 members
+    torch.testing.assert_close(out.images[1], out.samples[1].mean(0))
+    alone = quiet(pipe, y[1:], t_stop=0.5, num_samples=2, ensemble="flip", generator=gens(8))
+    torch.testing.assert_close(alone[0], out.images[1], atol=1e-5, rtol=0)  # independent of the batch
+    motion = DiracPipeline(pipe.model, build_process("kernel", kernel="example"), pipe.state)
+    with pytest.raises(ValueError, match="does not fit the kernel degradation"):
+        motion(y, t_stop=1.0, ensemble="dihedral")
+    with pytest.raises(ValueError, match="unknown symmetry group"):
+        pipe(y, t_stop=1.0, ensemble="rot45")

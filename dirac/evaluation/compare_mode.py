@@ -21,6 +21,7 @@ from torch import Tensor
 from ..io import atomic_write
 from ..metrics.registry import Metric
 from ..reconstruction import Restorer
+from ..symmetry import SymmetryEnsemble
 from . import compare_figures as figs
 from .compare import SplitLoader, compare
 from .compare_table import markdown, method_row, metric_row
@@ -149,6 +150,21 @@ def dirac_restorers(ctx: Context, points: Mapping[str, tuple[float, dict]]) -> d
     return out
 
 
+def ensemble_restorers(entries: Mapping[str, tuple], groups: Mapping[str, str]) -> dict[str, tuple]:
+    """``NAME+GROUP`` rows: row ``NAME``'s restorer averaged over a symmetry group (:mod:`dirac.symmetry`)."""
+    out = {}
+    for name, group in groups.items():
+        if name not in entries or entries[name][1].get("oracle"):
+            rows = sorted(k for k, (_, info) in entries.items() if not info.get("oracle"))
+            raise ValueError(f"compare.ensemble names row {name!r}, which this comparison lacks; rows: {rows}")
+        restorer, info = entries[name]
+        ens = SymmetryEnsemble(restorer, group)
+        params = {**info["params"], "ensemble": group}
+        text = f"{info['description']}, averaged over the {group} group ({len(ens.members)} calls; test-time)"
+        out[f"{name}+{group}"] = (ens, {**info, "params": params, "description": text})
+    return out
+
+
 def ot_section(
     ctx: Context, entries: Mapping[str, tuple], outs: Mapping[str, Tensor], clean: Tensor, pc: dict[str, Any],
     metrics: dict[str, Metric],
@@ -184,6 +200,7 @@ def compare_mode(
     clean, y = ctx.load(splits[1])
     s, boot, sboot = ctx.settings, int(ccfg.get("bootstrap", 1000)), int(ccfg.get("bootstrap_set", 0))
     entries = {**dirac_restorers(ctx, points), **peer_restorers(peers, tuned)}
+    entries.update(ensemble_restorers(entries, ccfg.get("ensemble") or {}))
     entries.update(oracle_restorers(peers, tuned, clean, y, s.batch_size, s.seed))
     summaries, outs = compare(
         {k: (r, 1) for k, (r, _) in entries.items()}, clean, y, dataclasses.replace(s, metrics=[])

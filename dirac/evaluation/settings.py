@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..stopping_choice import LABELS, load_stopping_choice, stopping_point
+from ..symmetry import GROUPS
 
 log = logging.getLogger("dirac.sample")
 MODES = ("reconstruct", "sweep", "tune", "compare", "up", "perception_control")
@@ -130,6 +131,11 @@ def check_compare(c: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"compare.overrides must map a method to its settings (+compare.overrides.dps.steps=1000), "
                          f"got {overrides!r}")  # fmt: skip
     c["overrides"] = overrides
+    ensemble = c.get("ensemble") or {}
+    if not isinstance(ensemble, dict) or not all(v in GROUPS for v in ensemble.values()):
+        raise ValueError(f"compare.ensemble must map a row to a symmetry group ({'|'.join(GROUPS)}), e.g. "
+                         f"+compare.ensemble.dirac_do=dihedral, got {ensemble!r}")  # fmt: skip
+    c["ensemble"] = dict(ensemble)
     c["trajectory"] = as_bool(c.get("trajectory", True), "compare.trajectory")
     c["ot_curves"] = as_bool(c.get("ot_curves", True), "compare.ot_curves")
     c["bootstrap"] = as_int(c.get("bootstrap", 1000), "compare.bootstrap")
