@@ -39,7 +39,7 @@ from .stopping_choice import (
     weights_fingerprint,
     write_stopping_choice,
 )
-from .symmetry import check_symmetry, group_members, inverse_transform, transform
+from .symmetry import check_symmetry, group_members, symmetric_apply
 from .tiling import child_seed, image_seeds, needs_tiles, seeded_generators, tile_count, tiled_apply
 
 Callback = Callable[[int, float, Tensor], None]
@@ -298,12 +298,9 @@ class _Run:
 
     def _batch(self, fn, y: Tensor, seeds: list[int], sampler: ReverseSampler) -> _BatchResult:
         """All ``k`` posterior samples of every image of ``y (B, C, H, W)`` and of its symmetric copies (each
-        mapped back: ``g⁻¹ R(g y)``, seeds ``child_seed(seed, g)`` for ``g ≠ identity``)."""
-        parts = []
-        for g in self.members:
-            member_seeds = [child_seed(s, g) for s in seeds] if g else seeds
-            parts.append(inverse_transform(self._rows(fn, transform(y, g), member_seeds), g))
-        return self._split(sampler, torch.cat(parts, dim=1), y.shape[1])
+        mapped back: ``g⁻¹ R(g y)``, :func:`dirac.symmetry.symmetric_apply`)."""
+        stacked = symmetric_apply(lambda yg, sg: self._rows(fn, yg, sg), y, seeds, self.members)
+        return self._split(sampler, stacked.transpose(0, 1).flatten(1, 2), y.shape[1])
 
     def _rows(self, fn, y: Tensor, seeds: list[int]) -> Tensor:
         """``(B, k, C', H, W)``: the ``k`` runs of every image of ``y``; row seeds depend only on the image."""

@@ -15,6 +15,8 @@ every member is checked on a random probe at each call, and a group that does no
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -57,6 +59,19 @@ def group_members(group: str) -> tuple[int, ...]:
     return GROUPS[group]
 
 
+def member_seeds(seeds: list[int], k: int) -> list[int]:
+    """Per-image seeds of member ``k``: each image's own for the identity (so it reproduces the plain run), a child
+    seed of it otherwise (independent noise per member, still independent of the batch)."""
+    return list(seeds) if k == 0 else [child_seed(s, k) for s in seeds]
+
+
+def symmetric_apply(
+    fn: Callable[[Tensor, list[int]], Tensor], y: Tensor, seeds: list[int], members: tuple[int, ...]
+) -> Tensor:
+    """``(|G|, …)``: ``g⁻¹ fn(g y, seeds_g)`` for every member ``g``; ``fn``'s output has ``H, W`` last."""
+    return torch.stack([inverse_transform(fn(transform(y, k), member_seeds(seeds, k)), k) for k in members])
+
+
 def check_symmetry(process: DegradationProcess, y: Tensor, group: str | None) -> None:
     """Refuse an unknown group, or one whose members do not commute with ``A_1`` at ``y``'s shape (the average
     would be biased); ``None`` (no ensemble) passes."""
@@ -93,14 +108,15 @@ class SymmetryEnsemble(Restorer):
 
     def __call__(self, y: Tensor, generator: GeneratorLike = None) -> Reconstruction:
         check_symmetry(self.process, y, self.group)
-        seeds = image_seeds(generator, len(y)) if self.stochastic else None
-        outs, nfe = [], 0
-        for k in self.members:
-            gens = None if seeds is None else seeded_generators([child_seed(s, k) for s in seeds], y.device)
-            rec = self.base(transform(y, k), gens)
-            outs.append(inverse_transform(rec.x, k))
-            nfe += rec.nfe
-        stack = torch.stack(outs)
+        nfe = []
+
+        def run(yg: Tensor, seeds: list[int]) -> Tensor:
+            rec = self.base(yg, seeded_generators(seeds, y.device) if self.stochastic else None)
+            nfe.append(rec.nfe)
+            return rec.x
+
+        seeds = image_seeds(generator, len(y)) if self.stochastic else [0] * len(y)
+        stack = symmetric_apply(run, y, seeds, self.members)
         x = stack.mean(0)
         extras = {
             "group": self.group,
@@ -108,4 +124,4 @@ class SymmetryEnsemble(Restorer):
             "spread": stack.std(0, unbiased=False).flatten(1).mean(1).cpu(),
             "data_consistency": data_consistency(self.process, x, y)[None].cpu(),
         }
-        return Reconstruction(x, nfe=nfe, extras=extras)
+        return Reconstruction(x, nfe=sum(nfe), extras=extras)

@@ -174,6 +174,17 @@ def test_sample_on_a_folder_of_measurements(trained, tmp_path):
     assert "DegradationMismatchWarning" in res.stderr and "less noise" in res.stderr
 
 
+def test_sample_with_a_self_ensemble_runs_every_symmetry_and_records_it(trained, tmp_path):
+    from helpers import sample
+
+    common = [f"checkpoint={trained / 'checkpoints' / 'last'}", "num_images=2", "sampler.steps=3", "save_images=false"]
+    plain = sample(tmp_path, "plain", *common)["points"]["full"]
+    ens = sample(tmp_path, "ens", *common, "ensemble=dihedral")["points"]["full"]
+    assert ens["ensemble"] == "dihedral" and "ensemble" not in plain
+    assert ens["timing"]["nfe_per_image"] == 8 * plain["timing"]["nfe_per_image"]
+    assert ens["psnr"] != plain["psnr"]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -181,6 +192,8 @@ def test_sample_on_a_folder_of_measurements(trained, tmp_path):
         (["no_such_key=1"], "no_such_key"),
         (["sampler.step=heun"], "unknown sampler.step"),
         (["sampler.t_stop=po"], "early_stopping.json does not exist"),
+        (["ensemble=rot45"], "ensemble must be null or one of flip|dihedral"),
+        (["mode=sweep", "ensemble=flip"], "ensemble= applies to mode=reconstruct"),
     ],
 )
 def test_sample_bad_input_errors(trained, tmp_path, args, message):

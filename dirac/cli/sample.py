@@ -183,6 +183,7 @@ def plan_mode(cfg: dict[str, Any], job: Job) -> None:
         if cfg["measurements"]:
             ys, names = load_measurements(cfg["measurements"], int(job.state["model"]["channels"]), cfg["num_images"])
             job.inputs.measurements = (top_up_measurements(ys, job.process, job.sigma_y, cfg["seed"]), names)
+        check_ensemble_fits(cfg["ensemble"], job)
     if mode in ("tune", "compare"):
         from dirac.evaluation.peers import setup_peers
 
@@ -190,6 +191,21 @@ def plan_mode(cfg: dict[str, Any], job: Job) -> None:
         ccfg = {**cfg["compare"], "oracle": cfg["compare"]["oracle"] if mode == "compare" else []}
         device = job.settings.device
         job.inputs.peers = setup_peers(ccfg, str(cfg["checkpoint"]), job.process, channels, device, cfg["ema"])
+
+
+def check_ensemble_fits(group: str | None, job: Job) -> None:
+    """Refuse ``ensemble=GROUP`` before any work when ``A_1`` does not commute with it at the images' sizes."""
+    from dirac.symmetry import check_symmetry
+
+    if group is None:
+        return
+    if job.inputs.measurements is not None:
+        shapes = {tuple(y.shape[-3:]) for y in job.inputs.measurements[0]}
+    else:
+        size = int((job.state.get("data") or {}).get("image_size") or job.state["model"].get("image_size") or 32)
+        shapes = {(int(job.state["model"]["channels"]), size, size)}
+    for shape in shapes:
+        check_symmetry(job.process, torch.zeros(1, *shape), group)
 
 
 def run_mode(cfg: dict[str, Any], ctx: Any, job: Job) -> dict[str, Any]:
@@ -208,8 +224,8 @@ def run_mode(cfg: dict[str, Any], ctx: Any, job: Job) -> dict[str, Any]:
         return run_uncertainty_mode(ctx, points, cfg, split_loader(fit_cfg, job.state, job.process, job.sigma_y))
     if job.inputs.measurements is not None:
         ys, names = job.inputs.measurements
-        return modes.reconstruct_folder(ctx, ys, names, points, cfg["samples_per_measurement"])
-    return modes.reconstruct_split(ctx, cfg["split"], points, cfg["samples_per_measurement"])
+        return modes.reconstruct_folder(ctx, ys, names, points, cfg["samples_per_measurement"], cfg["ensemble"])
+    return modes.reconstruct_split(ctx, cfg["split"], points, cfg["samples_per_measurement"], cfg["ensemble"])
 
 
 def speed_up(net: Any, mixed_precision: str, compiled: bool, backend: str) -> None:

@@ -35,9 +35,12 @@ class RunSettings:
 def describe(restorer: Restorer) -> dict[str, Any]:
     """The settings that identify a restorer's result (its name, t_stop, λ, hyper-parameters) for the summary."""
     info: dict[str, Any] = {"method": restorer.name}
+    inner = getattr(restorer, "base", restorer)  # a wrapper (self-ensemble, perception knob) keeps its base's settings
     for key, attr in (("t_stop", "t_stop"), ("lambda", "lam")):
-        if hasattr(restorer, attr):
-            info[key] = float(getattr(restorer, attr))
+        if hasattr(inner, attr):
+            info[key] = float(getattr(inner, attr))
+    if hasattr(restorer, "group"):
+        info["ensemble"] = restorer.group
     if isinstance(getattr(restorer, "params", None), dict):
         info["params"] = dict(restorer.params)
     return info

@@ -21,7 +21,8 @@ from ..metrics.registry import Metric
 from ..reconstruction import Restorer
 from ..sampling.mismatch import consistency_ratios, warn_mismatch
 from ..stopping_choice import CHOICE_FILE, write_stopping_choice
-from .compare import RunSettings, SplitLoader, compare
+from ..symmetry import SymmetryEnsemble
+from .compare import RunSettings, SplitLoader, compare, describe
 from .figures import column_name, comparison_grid, sweep_figures
 from .methods import Resources
 from .outputs import OutputFolder
@@ -53,9 +54,12 @@ class Context:
 
 
 def point_restorers(
-    ctx: Context, points: dict[str, tuple[float, dict]], samples: int
+    ctx: Context, points: dict[str, tuple[float, dict]], samples: int, ensemble: str | None = None
 ) -> dict[str, tuple[Restorer, int]]:
-    return {label: (ctx.make(t, s), samples) for label, (t, s) in points.items()}
+    """``{label: (restorer, samples)}`` per stopping point, averaged over ``ensemble``'s symmetries if given."""
+    if ensemble is None:
+        return {label: (ctx.make(t, s), samples) for label, (t, s) in points.items()}
+    return {lb: (SymmetryEnsemble(ctx.make(t, s), ensemble), samples) for lb, (t, s) in points.items()}
 
 
 def _write(ctx: Context, outputs: dict[str, list[Tensor]], ys: list[Tensor], names: list[str]) -> dict[str, Any]:
@@ -82,10 +86,12 @@ def _grids(ctx: Context, clean: Tensor | None, ys: list[Tensor], outs: dict[str,
         ctx.out.produce(comparison_grid, ctx.out.root / stem, gt, y, cols, caption)
 
 
-def reconstruct_split(ctx: Context, split: str, points: dict, samples: int) -> dict[str, Any]:
+def reconstruct_split(
+    ctx: Context, split: str, points: dict, samples: int, ensemble: str | None = None
+) -> dict[str, Any]:
     """Degrade ``split``, reconstruct at every point, evaluate, write; returns the summary."""
     clean, y = ctx.load(split)
-    summaries, outputs = compare(point_restorers(ctx, points, samples), clean, y, ctx.settings)
+    summaries, outputs = compare(point_restorers(ctx, points, samples, ensemble), clean, y, ctx.settings)
     outs = {lb: list(o) for lb, o in outputs.items()}
     names = [f"{i:04d}.png" for i in range(len(y))]
     files = _write(ctx, outs, list(y), names)
@@ -94,10 +100,12 @@ def reconstruct_split(ctx: Context, split: str, points: dict, samples: int) -> d
     return _summary(ctx, split, summaries, files, {"measurement": meas, "num_images": len(y)})
 
 
-def reconstruct_folder(ctx: Context, ys: list[Tensor], names: list[str], points: dict, samples: int) -> dict[str, Any]:
+def reconstruct_folder(
+    ctx: Context, ys: list[Tensor], names: list[str], points: dict, samples: int, ensemble: str | None = None
+) -> dict[str, Any]:
     """Reconstruct the user's measurements (any sizes, batched per size) at every point; no ground truth."""
     summaries, outs = {}, {}
-    for label, (restorer, n) in point_restorers(ctx, points, samples).items():
+    for label, (restorer, n) in point_restorers(ctx, points, samples, ensemble).items():
         s = ctx.settings
         per_image, runs = run_mixed_sizes(restorer, ys, s.batch_size, samples=n, seed=s.seed,
                                           per_image_noise=s.per_image_noise, device=s.device)  # fmt: skip
@@ -105,7 +113,11 @@ def reconstruct_folder(ctx: Context, ys: list[Tensor], names: list[str], points:
             require_finite(o, f"{label}: {name}")
         outs[label] = per_image
         timing = {"wall_s": sum(r.seconds for r in runs), "nfe_per_image": runs[0].nfe_per_image}
-        summaries[label] = {"t_stop": restorer.t_stop, **summarise(per_image, ys, ctx.process), "timing": timing}
+        summaries[label] = {
+            "t_stop": describe(restorer)["t_stop"],
+            **summarise(per_image, ys, ctx.process),
+            "timing": timing,
+        }
     files = _write(ctx, outs, ys, names)
     _grids(ctx, None, ys, outs, "your measurements")
     ratios = _check_consistency(ctx.process, outs.get("do", next(iter(outs.values()))), ys)

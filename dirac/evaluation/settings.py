@@ -76,6 +76,7 @@ def check_settings(cfg: dict[str, Any]) -> dict[str, Any]:
     cfg["batch_size"] = as_int(cfg.get("batch_size"), "batch_size")
     cfg["samples_per_measurement"] = as_int(cfg.get("samples_per_measurement"), "samples_per_measurement")
     cfg["seed"] = as_int(cfg.get("seed"), "seed", minimum=0)
+    cfg["ensemble"] = check_ensemble(cfg.get("ensemble"), cfg["mode"])
     if cfg.get("num_images") is not None:
         cfg["num_images"] = as_int(cfg["num_images"], "num_images")
     for key in ("overwrite", "save_images", "ema", "per_image_noise"):
@@ -92,6 +93,18 @@ def check_settings(cfg: dict[str, Any]) -> dict[str, Any]:
     sweep["po_samples"] = as_int(sweep.get("po_samples", 1), "sweep.po_samples")
     cfg.update(check_speed(cfg))
     return {**cfg, "metrics": list(metrics), "sweep": sweep, "compare": check_compare(cfg.get("compare") or {})}
+
+
+def check_ensemble(value: Any, mode: str) -> str | None:
+    """``ensemble``: null or a symmetry group, for ``mode=reconstruct`` (compare has ``compare.ensemble``)."""
+    if value is None:
+        return None
+    if value not in GROUPS:
+        raise ValueError(f"ensemble must be null or one of {'|'.join(GROUPS)}, got {value!r}")
+    if mode != "reconstruct":
+        raise ValueError(f"ensemble= applies to mode=reconstruct; for mode={mode} drop it (mode=compare adds "
+                         f"ensemble rows with +compare.ensemble.dirac_do={value})")  # fmt: skip
+    return value
 
 
 def check_speed(cfg: dict[str, Any]) -> dict[str, Any]:
