@@ -10,6 +10,9 @@ one per model variant, and reports for each variant against the first (the basel
 * the margin of DO over Tikhonov with λ tuned on val (paired, same file) — the issue's target;
 * PO's perceptual distance against DO's (PO must stay more realistic).
 
+``PATH#ROW`` makes another row of the file stand for the variant (e.g. ``compare.json#dirac_do+dihedral``, a
+self-ensemble row, or ``#regressor``), compared against the same Tikhonov row.
+
 Writes ``bench/prior_ablation.json`` (one entry per task, other tasks' entries kept) and ``bench/prior_ablation.md``.
 
     python bench/prior_ablation.py --task blur --variant "shipped before=runs/old/compare.json" \\
@@ -32,13 +35,14 @@ from dirac.io import atomic_write, write_json
 OUT = Path(__file__).resolve().parent / "prior_ablation.json"
 
 
-def _rows(path: Path) -> dict[str, dict[str, Any]]:
+def _rows(path: Path, row: str = "dirac_do") -> dict[str, dict[str, Any]]:
+    """The file's rows with ``row`` standing as ``dirac_do`` (the variant's row)."""
     doc = json.loads(Path(path).read_text())
     rows = {r["method"]: r for r in doc["rows"]}
-    for need in ("dirac_do", "tikhonov"):
+    for need in (row, "tikhonov"):
         if need not in rows or "psnr_per_image" not in rows[need]:
             raise SystemExit(f"error: {path} has no {need} row with per-image PSNR; rerun mode=compare with this dirac")
-    return rows
+    return {**rows, "dirac_do": {**rows[row], "row": row}}
 
 
 def paired(a: list[float], b: list[float], seed: int = 0) -> dict[str, Any]:
@@ -57,7 +61,8 @@ def variant_entry(
     Only the run folder's name of ``path`` is recorded (local paths say nothing on another machine)."""
     do, tik = rows["dirac_do"], rows["tikhonov"]
     entry = {
-        "variant": label, "compare_json": f"{path.parent.name}/{path.name}", "num_images": len(do["psnr_per_image"]),
+        "variant": label, "compare_json": f"{path.parent.name}/{path.name}", "row": do.get("row", "dirac_do"),
+        "num_images": len(do["psnr_per_image"]),
         "do_psnr": do["psnr"], "do_psnr_ci": do["psnr_ci"], "do_params": do["params"], "reference": ref,
         "gain_over_reference_db": paired(do["psnr_per_image"], base["dirac_do"]["psnr_per_image"]),
         "tikhonov_val_psnr": tik["psnr"], "tikhonov_lam": tik["params"].get("lam"),
@@ -96,16 +101,23 @@ def markdown(doc: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", required=True, help="table name, e.g. blur or inpaint")
-    p.add_argument("--variant", action="append", required=True, help="LABEL=path/to/compare.json (first = baseline)")
+    p.add_argument(
+        "--variant",
+        action="append",
+        required=True,
+        help="LABEL=path/to/compare.json[#ROW] (first = baseline; ROW default dirac_do)",
+    )
     p.add_argument("--ref", action="append", default=[], help="LABEL=REF: LABEL's gain is over REF (default: first)")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     paths: dict[str, Path] = {}
+    which: dict[str, str] = {}
     for v in args.variant:
-        label, sep, path = v.rpartition("=")
+        label, sep, target = v.rpartition("=")
+        path, _, row = target.partition("#")
         if not sep or not Path(path).is_file():
-            raise SystemExit(f"error: --variant {v!r} must be LABEL=an existing compare.json")
-        paths[label] = Path(path)
+            raise SystemExit(f"error: --variant {v!r} must be LABEL=an existing compare.json (optionally #ROW)")
+        paths[label], which[label] = Path(path), row or "dirac_do"
     refs = {label: next(iter(paths)) for label in paths}
     for r in args.ref:  # labels may hold "=" themselves: take the split whose both sides are labels
         splits = [(r[:i], r[i + 1 :]) for i, ch in enumerate(r) if ch == "="]
@@ -114,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"error: --ref {r!r} must be LABEL=REF with both labels given by --variant")
         refs[known[0][0]] = known[0][1]
     doc = json.loads(args.out.read_text()) if args.out.is_file() else {}
-    rows = {label: _rows(path) for label, path in paths.items()}  # each file read once
+    rows = {label: _rows(path, which[label]) for label, path in paths.items()}
     doc[args.task] = [variant_entry(lab, paths[lab], rows[lab], refs[lab], rows[refs[lab]]) for lab in paths]
     write_json(args.out, doc)
     atomic_write(args.out.with_suffix(".md"), markdown(doc).encode())

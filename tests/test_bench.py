@@ -126,6 +126,16 @@ def test_prior_ablation_reports_paired_gains(bench_module, tmp_path):
     assert "| after |" in md and "| after | " in md.split("| t = 1 lever |")[1]
     with pytest.raises(SystemExit, match="--ref"):
         ablation.main(["--task", "blur", *variants, "--ref", "t = 1 lever=nope", "--out", str(out)])
+    rows = json.loads((tmp_path / "after.json").read_text())["rows"]  # another row of a file stands as a variant
+    rows.append({**rows[0], "method": "dirac_do+flip", "psnr_per_image": [21.0, 24.0, 25.0, 27.0]})
+    (tmp_path / "after.json").write_text(json.dumps({"rows": rows}))
+    ens = "after + flip=" + after.partition("=")[2] + "#dirac_do+flip"
+    ablation.main(["--task", "ens", "--variant", after, "--variant", ens, "--out", str(out)])
+    entries = json.loads(out.read_text())["ens"]
+    assert entries[1]["row"] == "dirac_do+flip" and entries[1]["gain_over_reference_db"]["mean"] == pytest.approx(0.25)
+    assert entries[1]["margin_over_tikhonov_db"]["mean"] == pytest.approx(2.25) and entries[0]["row"] == "dirac_do"
+    with pytest.raises(SystemExit, match="no nope row"):
+        ablation.main(["--task", "ens", "--variant", after + "#nope", "--out", str(out)])
 
 
 def test_delta_t_ablation_trains_and_scores_each_look_ahead(bench_module, tmp_path):
