@@ -69,7 +69,7 @@ def variant_entry(
         "margin_over_tikhonov_db": paired(do["psnr_per_image"], tik["psnr_per_image"]),
         "perceptual_metric": do["perceptual_metric"], "do_perceptual": do["perceptual"],
     }  # fmt: skip
-    if "dirac_po" in rows:
+    if "dirac_po" in rows and entry["row"] == "dirac_do":  # PO belongs to the model, not to another row
         entry["po_psnr"], entry["po_perceptual"] = rows["dirac_po"]["psnr"], rows["dirac_po"]["perceptual"]
     return entry
 
