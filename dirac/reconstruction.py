@@ -18,7 +18,7 @@ from torch import Tensor
 from .degradations import DegradationProcess
 from .degradations.base import GeneratorLike
 
-__all__ = ["GeneratorLike", "Reconstruction", "Restorer"]
+__all__ = ["GeneratorLike", "Reconstruction", "Restorer", "RestorerWrapper"]
 
 
 @dataclass
@@ -45,3 +45,15 @@ class Restorer(ABC):
     def stochastic(self) -> bool:
         """Whether two calls with different generators can give different images (posterior samplers)."""
         return False
+
+
+class RestorerWrapper(Restorer):
+    """A restorer built on another one, ``base`` (a self-ensemble, a perception knob): same process, stochastic
+    when the base is, named ``BASE+suffix``; the base's settings (t_stop, λ) describe it too."""
+
+    def __init__(self, base: Restorer, suffix: str) -> None:
+        self.base, self.process, self.name = base, base.process, f"{base.name}+{suffix}"
+
+    @property
+    def stochastic(self) -> bool:
+        return self.base.stochastic

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from .degradations import DegradationProcess
-from .reconstruction import GeneratorLike, Reconstruction, Restorer
+from .reconstruction import GeneratorLike, Reconstruction, Restorer, RestorerWrapper
 from .sampling import data_consistency
 from .tiling import child_seed, image_seeds, seeded_generators
 
@@ -87,7 +87,7 @@ def check_symmetry(process: DegradationProcess, y: Tensor, group: str | None) ->
         )
 
 
-class SymmetryEnsemble(Restorer):
+class SymmetryEnsemble(RestorerWrapper):
     """``x̂ = (1/|G|) Σ_g g⁻¹ R(g y)`` (module docstring) for any :class:`~dirac.reconstruction.Restorer` ``R``.
 
     ``group``: ``"flip"`` (identity + left-right flip) or ``"dihedral"`` (the 8 symmetries of the square; on
@@ -98,13 +98,8 @@ class SymmetryEnsemble(Restorer):
     """
 
     def __init__(self, base: Restorer, group: str = "dihedral") -> None:
-        self.base, self.group, self.members = base, group, group_members(group)
-        self.process = base.process
-        self.name = f"{base.name}+{group}"
-
-    @property
-    def stochastic(self) -> bool:
-        return self.base.stochastic
+        self.group, self.members = group, group_members(group)
+        super().__init__(base, group)
 
     def __call__(self, y: Tensor, generator: GeneratorLike = None) -> Reconstruction:
         check_symmetry(self.process, y, self.group)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from ..metrics.registry import Metric
-from ..reconstruction import Restorer
+from ..reconstruction import Restorer, RestorerWrapper
 from .runner import RunResult, require_finite, run_restorer
 from .summary import summarise
 
@@ -35,7 +35,7 @@ class RunSettings:
 def describe(restorer: Restorer) -> dict[str, Any]:
     """The settings that identify a restorer's result (its name, t_stop, λ, hyper-parameters) for the summary."""
     info: dict[str, Any] = {"method": restorer.name}
-    inner = getattr(restorer, "base", restorer)  # a wrapper (self-ensemble, perception knob) keeps its base's settings
+    inner = restorer.base if isinstance(restorer, RestorerWrapper) else restorer  # the base's settings hold
     for key, attr in (("t_stop", "t_stop"), ("lambda", "lam")):
         if hasattr(inner, attr):
             info[key] = float(getattr(inner, attr))

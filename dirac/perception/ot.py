@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from ..reconstruction import GeneratorLike, Reconstruction, Restorer
+from ..reconstruction import GeneratorLike, Reconstruction, Restorer, RestorerWrapper
 from ..uncertainty.gaussian import RIDGE, extract_patches, gaussian_fit
 
 
@@ -109,19 +109,14 @@ class GaussianOT:
         return x if alpha == 0 else (1.0 - alpha) * x + alpha * self(x)
 
 
-class PerceptionControlled(Restorer):
+class PerceptionControlled(RestorerWrapper):
     """Any restorer followed by ``x̂_α``: same process, noise and NFE as ``base``; ``extras["alpha"]``."""
 
     def __init__(self, base: Restorer, ot: GaussianOT, alpha: float) -> None:
         if not 0.0 <= float(alpha) <= 1.0:
             raise ValueError(f"perception_control.alphas must lie in [0, 1], got {alpha}")
-        self.base, self.ot, self.alpha = base, ot, float(alpha)
-        self.process = base.process
-        self.name = f"{base.name}+ot"
-
-    @property
-    def stochastic(self) -> bool:
-        return self.base.stochastic
+        self.ot, self.alpha = ot, float(alpha)
+        super().__init__(base, "ot")
 
     def __call__(self, y: Tensor, generator: GeneratorLike = None) -> Reconstruction:
         rec = self.base(y, generator)
