@@ -82,7 +82,8 @@ def check_symmetry(process: DegradationProcess, y: Tensor, group: str | None) ->
         k, err = max(bad.items(), key=lambda kv: kv[1])
         raise ValueError(
             f"self-ensemble group {group!r} does not fit the {process.kind} degradation: A_1 does not commute "
-            f"with symmetry {k} (relative difference {err:.2g}); use group 'flip' if the degradation is "
+            f"with {k % 4} quarter turn(s){' and a flip' if k >= 4 else ''} (relative difference {err:.2g}); "
+            f"use group 'flip' if the degradation is "
             f"left-right symmetric, or no ensemble"
         )
 
