@@ -183,6 +183,12 @@ def test_sample_with_a_self_ensemble_runs_every_symmetry_and_records_it(trained,
     assert ens["ensemble"] == "dihedral" and "ensemble" not in plain
     assert ens["timing"]["nfe_per_image"] == 8 * plain["timing"]["nfe_per_image"]
     assert ens["psnr"] != plain["psnr"]
+    folder = tmp_path / "mine"  # the user's own measurements, two sizes: the group is checked at each before any work
+    folder.mkdir()
+    for i, size in enumerate((16, 24)):
+        Image.new("RGB", (size, 20), (60 * i, 90, 180)).save(folder / f"m{i}.png")
+    own = sample(tmp_path, "own", *common[:2], "sampler.steps=3", f"measurements={folder}", "ensemble=flip")
+    assert own["points"]["full"]["timing"]["nfe_per_image"] == 2 * plain["timing"]["nfe_per_image"]
 
 
 @pytest.mark.parametrize(

@@ -195,17 +195,17 @@ def plan_mode(cfg: dict[str, Any], job: Job) -> None:
 
 def check_ensemble_fits(group: str | None, job: Job) -> None:
     """Refuse ``ensemble=GROUP`` before any work when ``A_1`` does not commute with it at the images' sizes."""
+    from dirac.evaluation.peers import probe_image
     from dirac.symmetry import check_symmetry
 
     if group is None:
         return
-    if job.inputs.measurements is not None:
-        shapes = {tuple(y.shape[-3:]) for y in job.inputs.measurements[0]}
-    else:
-        size = int((job.state.get("data") or {}).get("image_size") or job.state["model"].get("image_size") or 32)
-        shapes = {(int(job.state["model"]["channels"]), size, size)}
-    for shape in shapes:
-        check_symmetry(job.process, torch.zeros(1, *shape), group)
+    if job.inputs.measurements is None:
+        images = [probe_image(job.state, int(job.state["model"]["channels"]))]
+    else:  # one image per distinct shape
+        images = list({tuple(y.shape[-3:]): y[None] for y in job.inputs.measurements[0]}.values())
+    for y in images:
+        check_symmetry(job.process, y, group)
 
 
 def run_mode(cfg: dict[str, Any], ctx: Any, job: Job) -> dict[str, Any]:

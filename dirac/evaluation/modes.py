@@ -57,9 +57,12 @@ def point_restorers(
     ctx: Context, points: dict[str, tuple[float, dict]], samples: int, ensemble: str | None = None
 ) -> dict[str, tuple[Restorer, int]]:
     """``{label: (restorer, samples)}`` per stopping point, averaged over ``ensemble``'s symmetries if given."""
-    if ensemble is None:
-        return {label: (ctx.make(t, s), samples) for label, (t, s) in points.items()}
-    return {lb: (SymmetryEnsemble(ctx.make(t, s), ensemble), samples) for lb, (t, s) in points.items()}
+
+    def build(t: float, s: dict) -> Restorer:
+        restorer = ctx.make(t, s)
+        return restorer if ensemble is None else SymmetryEnsemble(restorer, ensemble)
+
+    return {label: (build(t, s), samples) for label, (t, s) in points.items()}
 
 
 def _write(ctx: Context, outputs: dict[str, list[Tensor]], ys: list[Tensor], names: list[str]) -> dict[str, Any]:

@@ -70,7 +70,8 @@ def _resource_name(value: Any, kind: str, checkpoint: str, notes: list[str]) -> 
     return default
 
 
-def _probe(state: dict[str, Any], channels: int) -> torch.Tensor:
+def probe_image(state: dict[str, Any], channels: int) -> torch.Tensor:
+    """A random ``(1, channels, S, S)`` image at the checkpoint's training size ``S`` (fixed seed)."""
     size = int((state.get("data") or {}).get("image_size") or state["model"].get("image_size") or 32)
     return torch.rand(1, channels, size, size, generator=torch.Generator().manual_seed(1234))
 
@@ -98,7 +99,7 @@ def check_regressor(
     if int(state["model"]["channels"]) != channels:
         got = state["model"]["channels"]
         raise ValueError(f"regressor {name} has {got} channels, the checkpoint {channels}; {fix}")
-    probe = _probe(state, channels)
+    probe = probe_image(state, channels)
     if not torch.allclose(reg.degrade(probe, 1.0), process.degrade(probe, 1.0), atol=1e-5):
         raise ValueError(f"regressor {name} was trained for another A_1 ({reg.params()} vs {process.params()}); {fix}")
     if abs(reg.sigma_y - process.sigma_y) > 1e-9:
