@@ -254,7 +254,7 @@ class _Run:
         self, pipe: DiracPipeline, num_samples: int, trajectory: bool, settings: dict[str, Any], ensemble: str | None
     ) -> None:
         self.pipe, self.k, self.want_trajectory = pipe, num_samples, trajectory
-        self.members = group_members(ensemble) if ensemble else (0,)
+        self.members = group_members(ensemble) if ensemble is not None else (0,)
         self.tile_size = settings.pop("tile_size", pipe.tile_size)
         self.tile_above = settings.pop("tile_above", None)
         self.overlap = int(settings.pop("tile_overlap", pipe.tile_overlap))

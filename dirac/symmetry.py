@@ -54,7 +54,7 @@ def commutation_errors(process: DegradationProcess, y: Tensor, members: tuple[in
 
 def group_members(group: str) -> tuple[int, ...]:
     """The member indices of ``group`` (a key of :data:`GROUPS`); anything else is refused, naming the choices."""
-    if group not in GROUPS:
+    if not isinstance(group, str) or group not in GROUPS:
         raise ValueError(f"unknown symmetry group {group!r}; choose one of {sorted(GROUPS)}")
     return GROUPS[group]
 

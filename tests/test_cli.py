@@ -199,6 +199,8 @@ def test_sample_with_a_self_ensemble_runs_every_symmetry_and_records_it(trained,
         (["sampler.step=heun"], "unknown sampler.step"),
         (["sampler.t_stop=po"], "early_stopping.json does not exist"),
         (["ensemble=rot45"], "ensemble must be null or one of flip|dihedral"),
+        (["ensemble=[flip]"], "ensemble must be null or one of flip|dihedral"),
+        (["+compare.ensemble.dirac_do=[flip]", "mode=compare"], "compare.ensemble must map a row"),
         (["mode=sweep", "ensemble=flip"], "ensemble= applies to mode=reconstruct"),
     ],
 )

@@ -304,5 +304,6 @@ def test_self_ensemble_averages_the_mapped_back_reconstructions_of_the_symmetric
     motion = DiracPipeline(pipe.model, build_process("kernel", kernel="example"), pipe.state)
     with pytest.raises(ValueError, match="does not fit the kernel degradation"):
         motion(y, t_stop=1.0, ensemble="dihedral")
-    with pytest.raises(ValueError, match="unknown symmetry group"):
-        pipe(y, t_stop=1.0, ensemble="rot45")
+    for bad in ("rot45", "", ["flip"]):
+        with pytest.raises(ValueError, match="unknown symmetry group"):
+            pipe(y, t_stop=1.0, ensemble=bad)

@@ -99,7 +99,7 @@ def check_ensemble(value: Any, mode: str) -> str | None:
     """``ensemble``: null or a symmetry group, for ``mode=reconstruct`` (compare has ``compare.ensemble``)."""
     if value is None:
         return None
-    if value not in GROUPS:
+    if not isinstance(value, str) or value not in GROUPS:
         raise ValueError(f"ensemble must be null or one of {'|'.join(GROUPS)}, got {value!r}")
     if mode != "reconstruct":
         raise ValueError(f"ensemble= applies to mode=reconstruct; for mode={mode} drop it (mode=compare adds "
@@ -145,7 +145,7 @@ def check_compare(c: dict[str, Any]) -> dict[str, Any]:
                          f"got {overrides!r}")  # fmt: skip
     c["overrides"] = overrides
     ensemble = c.get("ensemble") or {}
-    if not isinstance(ensemble, dict) or not all(v in GROUPS for v in ensemble.values()):
+    if not isinstance(ensemble, dict) or not all(isinstance(v, str) and v in GROUPS for v in ensemble.values()):
         raise ValueError(f"compare.ensemble must map a row to a symmetry group ({'|'.join(GROUPS)}), e.g. "
                          f"+compare.ensemble.dirac_do=dihedral, got {ensemble!r}")  # fmt: skip
     c["ensemble"] = dict(ensemble)
