@@ -108,6 +108,7 @@ def test_odd_sizes_reconstruct_and_gain_over_the_measurement(pipe):
     t_do, steps = pipe.choice["do"]["t"], pipe.choice["sampler"]["steps"]
     assert abs(out.t_stop - t_do) < 1e-6
     assert out.nfe == round((1 - t_do) * steps) + 1  # the Euler steps down to t_stop, then the final x̂0
+    assert out.nfe_per_image == out.nfe  # one run per image
 
 
 def test_tiled_matches_untiled(pipe):
@@ -298,6 +299,7 @@ def test_self_ensemble_averages_the_mapped_back_reconstructions_of_the_symmetric
     assert (ens - quiet(pipe, y, t_stop=1.0)).abs().max() > 1e-4  # the network is not equivariant: it changes
     out = quiet(pipe, y, t_stop=0.5, num_samples=2, ensemble="flip", generator=gens(7, 8), return_dict=True)
     assert out.samples[0].shape == (4, *y.shape[1:])  # 2 samples x 2 members
+    assert out.nfe_per_image == 4 * out.nfe  # every one of the 4 runs behind an image is counted
     torch.testing.assert_close(out.images[1], out.samples[1].mean(0))
     alone = quiet(pipe, y[1:], t_stop=0.5, num_samples=2, ensemble="flip", generator=gens(8))
     torch.testing.assert_close(alone[0], out.images[1], atol=1e-5, rtol=0)  # independent of the batch
