@@ -13,7 +13,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,14 +37,25 @@ def _umask() -> int:
 
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename)."""
+    raw = data.encode() if isinstance(data, str) else data
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(raw)
+
+    return atomic_write_with(path, write)
+
+
+def atomic_write_with(path: str | Path, write: Callable[[str], None]) -> Path:
+    """Let ``write(tmp)`` fill a temporary file in ``path``'s folder, then fsync it, give it the permissions of a new
+    file and rename it over ``path``; on any failure the temporary file is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    raw = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(raw)
-            f.flush()
+        write(tmp)
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
@@ -55,13 +66,13 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
 
 
 def save_tensors(path: str | Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> Path:
-    """Save ``tensors`` as safetensors through :func:`atomic_write`: ``safetensors.torch.save_file`` writes in place
-    and always with mode 0600 (unreadable to a group sharing the models); serialising to bytes first gives the
-    same atomic write and permissions as every other file."""
-    from safetensors.torch import save
+    """Save ``tensors`` as safetensors through :func:`atomic_write_with`. ``safetensors.torch.save_file`` streams to
+    the temporary file (no second copy of the weights in memory as bytes); it writes in place with mode 0600, which
+    the rename step replaces with a new file's permissions (a group sharing the models can read them)."""
+    from safetensors.torch import save_file
 
     contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    return atomic_write(path, save(contiguous, metadata=metadata))
+    return atomic_write_with(path, lambda tmp: save_file(contiguous, tmp, metadata=metadata))
 
 
 def _finite_or_none(obj: Any) -> Any:
