@@ -51,7 +51,8 @@ def atomic_write_with(path: str | Path, write: Callable[[str], None]) -> Path:
     file and rename it over ``path``; on any failure the temporary file is removed and ``path`` is untouched."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name}-", dir=path.parent)
+    # the name is cut short so that a long (valid) file name still leaves room for the temporary file's suffix
+    fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name[:40]}-", dir=path.parent)
     os.close(fd)
     try:
         write(tmp)

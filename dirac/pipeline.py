@@ -301,10 +301,11 @@ class _Run:
             return [self._batch(fn, b, seeds[s : s + len(b)], sampler) for b, s in zip(batches, starts, strict=True)]
 
     def _batch(self, fn, y: Tensor, seeds: list[int], sampler: ReverseSampler) -> _BatchResult:
-        """All ``k`` posterior samples of every image of ``y (B, C, H, W)`` and of its symmetric copies (each
-        mapped back: ``g⁻¹ R(g y)``, :func:`dirac.symmetry.symmetric_apply`)."""
+        """All ``k`` posterior samples of every image of ``y (B, C, H, W)``; with an ensemble each sample is the
+        average ``(1/|G|) Σ_g g⁻¹ R(g y)`` of one draw per member (:func:`dirac.symmetry.symmetric_apply`), as
+        :class:`~dirac.symmetry.SymmetryEnsemble` returns it, so ``std`` is the spread of those averages."""
         stacked = symmetric_apply(lambda yg, sg: self._rows(fn, yg, sg), y, seeds, self.members)
-        return self._split(sampler, stacked.transpose(0, 1).flatten(1, 2), y.shape[1])
+        return self._split(sampler, stacked.mean(0), y.shape[1])
 
     def _rows(self, fn, y: Tensor, seeds: list[int]) -> Tensor:
         """``(B, k, C', H, W)``: the ``k`` runs of every image of ``y``; row seeds depend only on the image."""

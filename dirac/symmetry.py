@@ -60,8 +60,10 @@ def group_members(group: str) -> tuple[int, ...]:
 
 
 def member_seeds(seeds: list[int], k: int) -> list[int]:
-    """Per-image seeds of member ``k``: each image's own for the identity (so it reproduces the plain run), a child
-    seed of it otherwise (independent noise per member, still independent of the batch)."""
+    """Per-image seeds of member ``k``: each image's own for the identity, a child seed of it otherwise
+    (independent noise per member, still independent of the batch). In the pipeline, whose plain run draws from
+    the same per-image seeds, the identity member therefore reproduces the plain run; :class:`SymmetryEnsemble`
+    derives its seeds from the generator it is given, so its members' noise differs from a plain call's."""
     return list(seeds) if k == 0 else [child_seed(s, k) for s in seeds]
 
 
@@ -83,8 +85,11 @@ def check_symmetry(process: DegradationProcess, y: Tensor, group: str | None) ->
         raise ValueError(
             f"self-ensemble group {group!r} does not fit the {process.kind} degradation: A_1 does not commute "
             f"with {k % 4} quarter turn(s){' and a flip' if k >= 4 else ''} (relative difference {err:.2g}); "
-            f"use group 'flip' if the degradation is "
-            f"left-right symmetric, or no ensemble"
+            + (
+                "run without an ensemble"
+                if group == "flip"
+                else "use group 'flip' if the degradation is left-right symmetric, or no ensemble"
+            )
         )
 
 

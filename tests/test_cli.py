@@ -187,8 +187,10 @@ def test_sample_with_a_self_ensemble_runs_every_symmetry_and_records_it(trained,
     folder.mkdir()
     for i, size in enumerate((16, 24)):
         Image.new("RGB", (size, 20), (60 * i, 90, 180)).save(folder / f"m{i}.png")
-    own = sample(tmp_path, "own", *common[:2], "sampler.steps=3", f"measurements={folder}", "ensemble=flip")
+    own = sample(tmp_path, "own", *common[:2], "sampler.steps=3", f"measurements={folder}", "ensemble=flip",
+                 "samples_per_measurement=2")  # fmt: skip
     assert own["points"]["full"]["timing"]["nfe_per_image"] == 2 * plain["timing"]["nfe_per_image"]
+    assert len(own["consistency_ratio"]) == 2  # checked on the mean of each measurement's samples
 
 
 @pytest.mark.parametrize(
@@ -202,6 +204,7 @@ def test_sample_with_a_self_ensemble_runs_every_symmetry_and_records_it(trained,
         (["ensemble=[flip]"], "ensemble must be null or one of flip|dihedral"),
         (["+compare.ensemble.dirac_do=[flip]", "mode=compare"], "compare.ensemble must map a row"),
         (["mode=sweep", "ensemble=flip"], "ensemble= applies to mode=reconstruct"),
+        (["compare.ensemble=''", "mode=compare"], "compare.ensemble must map a row"),
     ],
 )
 def test_sample_bad_input_errors(trained, tmp_path, args, message):

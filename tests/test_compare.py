@@ -163,3 +163,7 @@ def test_compare_end_to_end_and_refusals(ckpts, tmp_path):
     with pytest.raises(ValueError) as e:
         sample(tmp_path, "bad3", *one, "compare.methods=[tikhonov]", "+compare.ensemble.dirac_do=rot45")
     assert_one_line(str(e.value), "compare.ensemble", "dihedral")
+    with pytest.raises(ValueError) as e:  # a row the comparison lacks: refused before any row ran or was written
+        sample(tmp_path, "bad4", *one, "compare.methods=[tikhonov]", "+compare.ensemble.dirac_xx=flip")
+    assert_one_line(str(e.value), "compare.ensemble names row 'dirac_xx'", "dirac_full", "tikhonov")
+    assert not (tmp_path / "bad4").exists()

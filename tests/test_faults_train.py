@@ -744,3 +744,11 @@ def test_a_tensor_write_that_fails_midway_leaves_the_old_file_and_no_temporary(t
     with pytest.raises(OSError, match="No space left"):
         save_tensors(target, {"w": torch.zeros(3)})
     assert target.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]
+
+
+def test_atomic_write_takes_a_long_but_valid_file_name(tmp_path):
+    from dirac.io import atomic_write
+
+    name = "m" * 240 + ".png"  # 244 characters: valid (255 is the usual limit), the temporary name must fit too
+    assert atomic_write(tmp_path / name, b"x").read_bytes() == b"x"
+    assert [p.name for p in tmp_path.iterdir()] == [name]

@@ -298,9 +298,20 @@ def test_self_ensemble_averages_the_mapped_back_reconstructions_of_the_symmetric
     torch.testing.assert_close(ens, manual.mean(0), atol=1e-5, rtol=0)
     assert (ens - quiet(pipe, y, t_stop=1.0)).abs().max() > 1e-4  # the network is not equivariant: it changes
     out = quiet(pipe, y, t_stop=0.5, num_samples=2, ensemble="flip", generator=gens(7, 8), return_dict=True)
-    assert out.samples[0].shape == (4, *y.shape[1:])  # 2 samples x 2 members
+    assert out.samples[0].shape == (2, *y.shape[1:])  # 2 samples, each the average over the 2 members
     assert out.nfe_per_image == 4 * out.nfe  # every one of the 4 runs behind an image is counted
     torch.testing.assert_close(out.images[1], out.samples[1].mean(0))
+    torch.testing.assert_close(out.std[1], out.samples[1].std(0), atol=1e-6, rtol=0)
+    from dirac.evaluation.restorers import SamplerRestorer
+    from dirac.evaluation.runner import run_restorer
+    from dirac.symmetry import SymmetryEnsemble
+
+    # the same setting through sample.py's path: a sample is an ensemble average there too, so the spreads agree
+    wide = quiet(pipe, y, t_stop=0.5, num_samples=3, ensemble="dihedral", generator=gens(7, 8), return_dict=True)
+    restorer = SymmetryEnsemble(SamplerRestorer(pipe.model, pipe.sampler(0.5)), "dihedral")
+    cli = run_restorer(restorer, y, 2, samples=3, per_image_noise=True)
+    ratio = float(cli.output.std(1).mean() / wide.std.mean())
+    assert 0.6 < ratio < 1.6, ratio  # other noise draws, the same quantity (the std of all 24 runs gave ~1/sqrt(8))
     alone = quiet(pipe, y[1:], t_stop=0.5, num_samples=2, ensemble="flip", generator=gens(8))
     torch.testing.assert_close(alone[0], out.images[1], atol=1e-5, rtol=0)  # independent of the batch
     motion = DiracPipeline(pipe.model, build_process("kernel", kernel="example"), pipe.state)

@@ -191,6 +191,8 @@ def plan_mode(cfg: dict[str, Any], job: Job) -> None:
         ccfg = {**cfg["compare"], "oracle": cfg["compare"]["oracle"] if mode == "compare" else []}
         device = job.settings.device
         job.inputs.peers = setup_peers(ccfg, str(cfg["checkpoint"]), job.process, channels, device, cfg["ema"])
+        if mode == "compare":
+            check_compare_ensemble(cfg["compare"]["ensemble"], job)
 
 
 def check_ensemble_fits(group: str | None, job: Job) -> None:
@@ -206,6 +208,16 @@ def check_ensemble_fits(group: str | None, job: Job) -> None:
         images = list({tuple(y.shape[-3:]): y[None] for y in job.inputs.measurements[0]}.values())
     for y in images:
         check_symmetry(job.process, y, group)
+
+
+def check_compare_ensemble(groups: dict[str, str], job: Job) -> None:
+    """Refuse ``compare.ensemble`` entries before any work: a row the comparison lacks, or a group that does
+    not commute with ``A_1``."""
+    from dirac.evaluation.compare_mode import check_ensemble_rows, dirac_row
+
+    check_ensemble_rows(groups, [dirac_row(lb) for lb in job.inputs.points] + list(job.inputs.peers.methods))
+    for group in sorted(set(groups.values())):
+        check_ensemble_fits(group, job)
 
 
 def run_mode(cfg: dict[str, Any], ctx: Any, job: Job) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -140,23 +140,34 @@ def oracle_restorers(
     return out
 
 
+def dirac_row(label: str) -> str:
+    """The comparison row of Dirac's stopping point ``label`` (``dirac_do``, ``dirac_po``, ``dirac_t0.5``…)."""
+    return f"dirac_{label}"
+
+
 def dirac_restorers(ctx: Context, points: Mapping[str, tuple[float, dict]]) -> dict[str, tuple]:
     """``dirac_do`` / ``dirac_po`` (or ``dirac_full``, ``dirac_t…``) from the stopping points."""
     out = {}
     for label, (t, s) in points.items():
         r = ctx.make(t, s)
         info = {"params": {"t_stop": r.t_stop, "steps": s.get("steps")}, "description": MEANING.get(label, label)}
-        out[f"dirac_{label}"] = (r, info)
+        out[dirac_row(label)] = (r, info)
     return out
+
+
+def check_ensemble_rows(groups: Mapping[str, str], rows: Iterable[str]) -> None:
+    """Refuse a ``compare.ensemble`` entry that names none of the comparison's (non-oracle) ``rows``."""
+    rows = sorted(rows)
+    for name in groups:
+        if name not in rows:
+            raise ValueError(f"compare.ensemble names row {name!r}, which this comparison lacks; rows: {rows}")
 
 
 def ensemble_restorers(entries: Mapping[str, tuple], groups: Mapping[str, str]) -> dict[str, tuple]:
     """``NAME+GROUP`` rows: row ``NAME``'s restorer averaged over a symmetry group (:mod:`dirac.symmetry`)."""
+    check_ensemble_rows(groups, [k for k, (_, info) in entries.items() if not info.get("oracle")])
     out = {}
     for name, group in groups.items():
-        if name not in entries or entries[name][1].get("oracle"):
-            rows = sorted(k for k, (_, info) in entries.items() if not info.get("oracle"))
-            raise ValueError(f"compare.ensemble names row {name!r}, which this comparison lacks; rows: {rows}")
         restorer, info = entries[name]
         ens = SymmetryEnsemble(restorer, group)
         params = {**info["params"], "ensemble": group}

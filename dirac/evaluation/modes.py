@@ -129,11 +129,13 @@ def reconstruct_folder(
 
 
 def _check_consistency(process: DegradationProcess, outs: list[Tensor], ys: list[Tensor]) -> list[float]:
-    """``‖A_1 x̂ − y‖ / (√n σ_y)`` per measurement, with a mismatch warning when some leave the band."""
+    """``‖A_1 x̂ − y‖ / (√n σ_y)`` per measurement (x̂: the mean of its ``(S, C, H, W)`` samples, as the pipeline
+    checks it), with a mismatch warning when some leave the band."""
     pairs = zip(outs, ys, strict=True)
     ratios = torch.cat(
-        [consistency_ratios(process, o.reshape(1, *o.shape[-3:]), y.reshape(1, *y.shape[-3:])) for o, y in pairs]
-    )
+        [consistency_ratios(process, o.reshape(-1, *o.shape[-3:]).mean(0, keepdim=True), y.reshape(1, *y.shape[-3:]))
+         for o, y in pairs]
+    )  # fmt: skip
     warn_mismatch(ratios, process.sigma_y)
     return [float(r) for r in ratios]
 

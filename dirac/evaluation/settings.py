@@ -144,7 +144,7 @@ def check_compare(c: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"compare.overrides must map a method to its settings (+compare.overrides.dps.steps=1000), "
                          f"got {overrides!r}")  # fmt: skip
     c["overrides"] = overrides
-    ensemble = c.get("ensemble") or {}
+    ensemble = {} if c.get("ensemble") is None else c["ensemble"]
     if not isinstance(ensemble, dict) or not all(isinstance(v, str) and v in GROUPS for v in ensemble.values()):
         raise ValueError(f"compare.ensemble must map a row to a symmetry group ({'|'.join(GROUPS)}), e.g. "
                          f"+compare.ensemble.dirac_do=dihedral, got {ensemble!r}")  # fmt: skip
