@@ -60,8 +60,10 @@ def image_seeds(generator: torch.Generator | Sequence[torch.Generator] | None, n
     """One 62-bit seed per image: drawn from ``generator[i]`` (a list, one per image), in order from a single
     generator, or from torch's global RNG when ``generator`` is None."""
     if isinstance(generator, (list, tuple)):
-        return [int(torch.randint(0, 2**62, (1,), generator=g)) for g in check_generators(generator, n)]
-    return [int(s) for s in torch.randint(0, 2**62, (n,), generator=generator)]
+        gens = check_generators(generator, n)
+        return [int(torch.randint(0, 2**62, (1,), generator=g, device=g.device)) for g in gens]
+    device = generator.device if generator is not None else "cpu"  # a CUDA generator draws on its own device
+    return [int(s) for s in torch.randint(0, 2**62, (n,), generator=generator, device=device)]
 
 
 def pad_sides(x: Tensor, top: int, bottom: int, left: int, right: int) -> Tensor:
