@@ -64,6 +64,10 @@ def test_an_equivariant_restorer_is_its_own_ensemble():
     out = SymmetryEnsemble(base, "dihedral")(y)
     assert torch.allclose(out.x, base(y).x, atol=1e-4)
     assert out.extras["members"] == 8 and float(out.extras["spread"].max()) < 1e-4
+    from dirac.evaluation.compare import describe
+
+    nested = SymmetryEnsemble(SymmetryEnsemble(base, "flip"), "dihedral")  # wrappers of wrappers keep the settings
+    assert describe(nested) == {"method": "tikhonov+flip+dihedral", "lambda": 0.05, "ensemble": "dihedral"}
 
 
 @pytest.mark.parametrize("group", sorted(GROUPS))

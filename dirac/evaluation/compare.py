@@ -35,7 +35,9 @@ class RunSettings:
 def describe(restorer: Restorer) -> dict[str, Any]:
     """The settings that identify a restorer's result (its name, t_stop, λ, hyper-parameters) for the summary."""
     info: dict[str, Any] = {"method": restorer.name}
-    inner = restorer.base if isinstance(restorer, RestorerWrapper) else restorer  # the base's settings hold
+    inner = restorer
+    while isinstance(inner, RestorerWrapper):  # the innermost base's settings hold, however deep the wrappers
+        inner = inner.base
     for key, attr in (("t_stop", "t_stop"), ("lambda", "lam")):
         if hasattr(inner, attr):
             info[key] = float(getattr(inner, attr))
