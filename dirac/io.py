@@ -30,9 +30,30 @@ def to_uint8(x: Tensor) -> np.ndarray:
 
 
 def _umask() -> int:
+    """The process umask, read from ``/proc`` where it can be (setting it to read it races with other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync a folder so a rename in it survives a power cut (POSIX; a no-op where folders cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
@@ -63,6 +84,7 @@ def atomic_write_with(path: str | Path, write: Callable[[str], None]) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    _sync_folder(path.parent)
     return path
 
 
