@@ -90,12 +90,21 @@ def atomic_write_with(path: str | Path, write: Callable[[str], None]) -> Path:
 
 def save_tensors(path: str | Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None) -> Path:
     """Save ``tensors`` as safetensors through :func:`atomic_write_with`. ``safetensors.torch.save_file`` streams to
-    the temporary file (no second copy of the weights in memory as bytes); it writes in place with mode 0600, which
-    the rename step replaces with a new file's permissions (a group sharing the models can read them)."""
+    the temporary file (no second copy of the weights in memory as bytes); its files have mode 0600, which the
+    rename step replaces with a new file's permissions (a group sharing the models can read them). Its write
+    errors (``SafetensorError``, not an ``OSError``) are raised as ``OSError`` so a full disk reads as one."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     contiguous = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-    return atomic_write_with(path, lambda tmp: save_file(contiguous, tmp, metadata=metadata))
+
+    def write(tmp: str) -> None:
+        try:
+            save_file(contiguous, tmp, metadata=metadata)
+        except SafetensorError as err:
+            raise OSError(f"could not write {path}: {err}") from err
+
+    return atomic_write_with(path, write)
 
 
 def _finite_or_none(obj: Any) -> Any:

@@ -54,17 +54,18 @@ class DiracPipelineOutput:
     type; ``std``: pixelwise std over the samples (same type) or None; ``samples``: ``(K, C, H, W)`` per input
     image; ``trajectory``: ``{t_i: x̂0(t_i)}`` per input image when asked; ``consistency``: the residual ratio
     ``‖A_1 x̂ − y‖ / (√n σ_y)`` per image (≈ 1 when the measurement matches the model). ``nfe``: network
-    evaluations of one sampler run; ``nfe_per_image``: of all runs behind one image, ``nfe · num_samples · |G|``
-    (|G| = 1 without ``ensemble``; tiles count as one image-sized evaluation, as in ``sample.py``'s timing)."""
+    evaluations of one sampler run; ``nfe_per_image``: of one sample, ``nfe · |G|`` (|G| = 1 without
+    ``ensemble``; ``num_samples`` multiplies it; tiles count as one image-sized evaluation), as ``sample.py``'s
+    ``timing.nfe_per_image``."""
 
     images: Any
     t_stop: float
     nfe: int
-    nfe_per_image: int = 0
     std: Any = None
     samples: list[Tensor] = field(default_factory=list)
     trajectory: list[dict[float, Tensor]] | None = None
     consistency: Tensor | None = None
+    nfe_per_image: int = 0
 
 
 class DiracPipeline:
@@ -226,11 +227,11 @@ class DiracPipeline:
             images=restore([r.mean for r in results]),
             t_stop=sampler.grid[-1].item(),
             nfe=run.nfe,
-            nfe_per_image=run.nfe * run.k * len(run.members),
             std=restore([r.std for r in results], floats=True) if num_samples > 1 else None,
             samples=[s for r in results for s in r.samples],
             trajectory=[t for r in results for t in r.trajectory] if return_trajectory else None,
             consistency=ratios,
+            nfe_per_image=run.nfe * len(run.members),
         )
 
 

@@ -730,18 +730,19 @@ def test_checkpoint_files_get_the_umask_permissions_not_safetensors_0600(tmp_pat
 def test_a_tensor_write_that_fails_midway_leaves_the_old_file_and_no_temporary(tmp_path, monkeypatch):
     """save_tensors streams into a temporary file: a failure (disk full) mid-write keeps the previous file."""
     import safetensors.torch
+    from safetensors import SafetensorError
 
     from dirac.io import save_tensors
 
     target = save_tensors(tmp_path / "w.safetensors", {"w": torch.ones(3)})
     before = target.read_bytes()
 
-    def half_then_full(tensors, filename, metadata=None):
+    def half_then_full(tensors, filename, metadata=None):  # how safetensors reports a full disk: not an OSError
         Path(filename).write_bytes(b"partial")
-        raise OSError(28, "No space left on device")
+        raise SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
 
     monkeypatch.setattr(safetensors.torch, "save_file", half_then_full)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OSError, match="No space left"):  # an OSError, so the callers' disk-full messages apply
         save_tensors(target, {"w": torch.zeros(3)})
     assert target.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["w.safetensors"]
 
