@@ -52,9 +52,14 @@ def commutation_errors(process: DegradationProcess, y: Tensor, members: tuple[in
     return {k: float((process.degrade(transform(probe, k), 1.0) - transform(ax, k)).norm()) / scale for k in members}
 
 
+def is_group(value: object) -> bool:
+    """Whether ``value`` names a group of :data:`GROUPS` (a list or other unhashable value is not one)."""
+    return isinstance(value, str) and value in GROUPS
+
+
 def group_members(group: str) -> tuple[int, ...]:
     """The member indices of ``group`` (a key of :data:`GROUPS`); anything else is refused, naming the choices."""
-    if not isinstance(group, str) or group not in GROUPS:
+    if not is_group(group):
         raise ValueError(f"unknown symmetry group {group!r}; choose one of {sorted(GROUPS)}")
     return GROUPS[group]
 

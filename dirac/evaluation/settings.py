@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..stopping_choice import LABELS, load_stopping_choice, stopping_point
-from ..symmetry import GROUPS
+from ..symmetry import GROUPS, is_group
 
 log = logging.getLogger("dirac.sample")
 MODES = ("reconstruct", "sweep", "tune", "compare", "up", "perception_control")
@@ -99,7 +99,7 @@ def check_ensemble(value: Any, mode: str) -> str | None:
     """``ensemble``: null or a symmetry group, for ``mode=reconstruct`` (compare has ``compare.ensemble``)."""
     if value is None:
         return None
-    if not isinstance(value, str) or value not in GROUPS:
+    if not is_group(value):
         raise ValueError(f"ensemble must be null or one of {'|'.join(GROUPS)}, got {value!r}")
     if mode != "reconstruct":
         raise ValueError(f"ensemble= applies to mode=reconstruct; for mode={mode} drop it (mode=compare adds "
@@ -145,7 +145,7 @@ def check_compare(c: dict[str, Any]) -> dict[str, Any]:
                          f"got {overrides!r}")  # fmt: skip
     c["overrides"] = overrides
     ensemble = {} if c.get("ensemble") is None else c["ensemble"]
-    if not isinstance(ensemble, dict) or not all(isinstance(v, str) and v in GROUPS for v in ensemble.values()):
+    if not isinstance(ensemble, dict) or not all(is_group(v) for v in ensemble.values()):
         raise ValueError(f"compare.ensemble must map a row to a symmetry group ({'|'.join(GROUPS)}), e.g. "
                          f"+compare.ensemble.dirac_do=dihedral, got {ensemble!r}")  # fmt: skip
     c["ensemble"] = dict(ensemble)
