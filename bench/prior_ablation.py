@@ -14,6 +14,8 @@ one per model variant, and reports for each variant against the first (the basel
 self-ensemble row, or ``#regressor``), compared against the same Tikhonov row.
 
 Writes ``bench/prior_ablation.json`` (one entry per task, other tasks' entries kept) and ``bench/prior_ablation.md``.
+``--rename OLD=NEW`` relabels rows of a task's existing table without its ``compare.json`` files (run folders
+are not kept; e.g. "candidate" becomes "shipped now" once that model ships): the figures stay as measured.
 
     python bench/prior_ablation.py --task blur --variant "shipped before=runs/old/compare.json" \\
         --variant "cosine=runs/cos/compare.json" --variant "cosine + aug=runs/aug/compare.json" \\
@@ -98,18 +100,42 @@ def markdown(doc: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _label_pair(text: str, known: set[str], flag: str) -> tuple[str, str]:
+    """``LABEL=OTHER`` where labels may hold "=" themselves: the one split whose left side is a known label."""
+    splits = [(text[:i], text[i + 1 :]) for i, ch in enumerate(text) if ch == "="]
+    hits = [(a, b) for a, b in splits if a in known]
+    if len(hits) != 1:
+        raise SystemExit(f"error: {flag} {text!r} must be LABEL=... with LABEL a variant of the table")
+    return hits[0]
+
+
+def rename(entries: list[dict[str, Any]], pairs: list[str]) -> list[dict[str, Any]]:
+    """The entries with variant labels (and the references to them) renamed by ``OLD=NEW`` pairs."""
+    names = dict(_label_pair(r, {e["variant"] for e in entries}, "--rename") for r in pairs)
+    return [{**e, "variant": names.get(e["variant"], e["variant"]),
+             "reference": names.get(e["reference"], e["reference"])} for e in entries]  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--task", required=True, help="table name, e.g. blur or inpaint")
     p.add_argument(
         "--variant",
         action="append",
-        required=True,
+        default=[],
         help="LABEL=path/to/compare.json[#ROW] (first = baseline; ROW default dirac_do)",
     )
+    p.add_argument("--rename", action="append", default=[], help="OLD=NEW: relabel a row of the task's table")
     p.add_argument("--ref", action="append", default=[], help="LABEL=REF: LABEL's gain is over REF (default: first)")
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
+    doc = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if args.rename:
+        if args.variant or args.task not in doc:
+            raise SystemExit(f"error: --rename relabels the existing {args.task!r} table of {args.out}; no --variant")
+        return _write(args.out, doc, args.task, rename(doc[args.task], args.rename))
+    if not args.variant:
+        raise SystemExit("error: give --variant LABEL=compare.json (one or more), or --rename OLD=NEW")
     paths: dict[str, Path] = {}
     which: dict[str, str] = {}
     for v in args.variant:
@@ -119,18 +145,21 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"error: --variant {v!r} must be LABEL=an existing compare.json (optionally #ROW)")
         paths[label], which[label] = Path(path), row or "dirac_do"
     refs = {label: next(iter(paths)) for label in paths}
-    for r in args.ref:  # labels may hold "=" themselves: take the split whose both sides are labels
-        splits = [(r[:i], r[i + 1 :]) for i, ch in enumerate(r) if ch == "="]
-        known = [(label, ref) for label, ref in splits if label in paths and ref in paths]
-        if len(known) != 1:
+    for r in args.ref:
+        label, ref = _label_pair(r, set(paths), "--ref")
+        if ref not in paths:
             raise SystemExit(f"error: --ref {r!r} must be LABEL=REF with both labels given by --variant")
-        refs[known[0][0]] = known[0][1]
-    doc = json.loads(args.out.read_text()) if args.out.is_file() else {}
+        refs[label] = ref
     rows = {label: _rows(path, which[label]) for label, path in paths.items()}
-    doc[args.task] = [variant_entry(lab, paths[lab], rows[lab], refs[lab], rows[refs[lab]]) for lab in paths]
-    write_json(args.out, doc)
-    atomic_write(args.out.with_suffix(".md"), markdown(doc).encode())
-    print(markdown({args.task: doc[args.task]}))
+    entries = [variant_entry(lab, paths[lab], rows[lab], refs[lab], rows[refs[lab]]) for lab in paths]
+    return _write(args.out, doc, args.task, entries)
+
+
+def _write(out: Path, doc: dict[str, Any], task: str, entries: list[dict[str, Any]]) -> int:
+    doc[task] = entries
+    write_json(out, doc)
+    atomic_write(out.with_suffix(".md"), markdown(doc).encode())
+    print(markdown({task: entries}))
     return 0
 
 

@@ -136,6 +136,18 @@ def test_prior_ablation_reports_paired_gains(bench_module, tmp_path):
     assert entries[1]["margin_over_tikhonov_db"]["mean"] == pytest.approx(2.25) and entries[0]["row"] == "dirac_do"
     with pytest.raises(SystemExit, match="no nope row"):
         ablation.main(["--task", "ens", "--variant", after + "#nope", "--out", str(out)])
+    before_rename = json.loads(out.read_text())["blur"]  # relabel rows without their compare.json files
+    for f in tmp_path.glob("*.json"):
+        if f != out:
+            f.unlink()
+    ablation.main(["--task", "blur", "--rename", "after=shipped = now", "--out", str(out)])
+    renamed = json.loads(out.read_text())["blur"]
+    assert [e["variant"] for e in renamed] == ["before", "shipped = now", "t = 1 lever"]
+    assert renamed[2]["reference"] == "shipped = now" and renamed[1]["do_psnr"] == before_rename[1]["do_psnr"]
+    assert "| shipped = now |" in out.with_suffix(".md").read_text() and "ens" in json.loads(out.read_text())
+    for bad in (["--rename", "nope=x"], ["--rename", "before=x", "--variant", after]):
+        with pytest.raises(SystemExit, match="--rename"):
+            ablation.main(["--task", "blur", *bad, "--out", str(out)])
 
 
 def test_delta_t_ablation_trains_and_scores_each_look_ahead(bench_module, tmp_path):
