@@ -14,6 +14,8 @@ one per model variant, and reports for each variant against the first (the basel
 self-ensemble row, or ``#regressor``), compared against the same Tikhonov row.
 
 Writes ``bench/prior_ablation.json`` (one entry per task, other tasks' entries kept) and ``bench/prior_ablation.md``.
+``--append`` keeps the task's table and adds the variants not yet in it; a variant whose label is already there
+serves only as a reference (its file must reproduce the recorded DO PSNR: same model, same measurements).
 ``--rename OLD=NEW`` relabels rows of a task's existing table without its ``compare.json`` files (run folders
 are not kept; e.g. "candidate" becomes "shipped now" once that model ships): the figures stay as measured.
 
@@ -125,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="LABEL=path/to/compare.json[#ROW] (first = baseline; ROW default dirac_do)",
     )
+    p.add_argument("--append", action="store_true", help="keep the task's table; add the variants it lacks")
     p.add_argument("--rename", action="append", default=[], help="OLD=NEW: relabel a row of the task's table")
     p.add_argument("--ref", action="append", default=[], help="LABEL=REF: LABEL's gain is over REF (default: first)")
     p.add_argument("--out", type=Path, default=OUT)
@@ -136,14 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         return _write(args.out, doc, args.task, rename(doc[args.task], args.rename))
     if not args.variant:
         raise SystemExit("error: give --variant LABEL=compare.json (one or more), or --rename OLD=NEW")
-    paths: dict[str, Path] = {}
-    which: dict[str, str] = {}
-    for v in args.variant:
-        label, sep, target = v.rpartition("=")
-        path, _, row = target.partition("#")
-        if not sep or not Path(path).is_file():
-            raise SystemExit(f"error: --variant {v!r} must be LABEL=an existing compare.json (optionally #ROW)")
-        paths[label], which[label] = Path(path), row or "dirac_do"
+    paths, which = _variants(args.variant)
     refs = {label: next(iter(paths)) for label in paths}
     for r in args.ref:
         label, ref = _label_pair(r, set(paths), "--ref")
@@ -152,7 +148,34 @@ def main(argv: list[str] | None = None) -> int:
         refs[label] = ref
     rows = {label: _rows(path, which[label]) for label, path in paths.items()}
     entries = [variant_entry(lab, paths[lab], rows[lab], refs[lab], rows[refs[lab]]) for lab in paths]
+    if args.append:
+        entries = appended(doc.get(args.task, []), entries)
     return _write(args.out, doc, args.task, entries)
+
+
+def _variants(specs: list[str]) -> tuple[dict[str, Path], dict[str, str]]:
+    """``LABEL=path/compare.json[#ROW]`` specs as {label: path} and {label: row}."""
+    paths: dict[str, Path] = {}
+    which: dict[str, str] = {}
+    for v in specs:
+        label, sep, target = v.rpartition("=")
+        path, _, row = target.partition("#")
+        if not sep or not Path(path).is_file():
+            raise SystemExit(f"error: --variant {v!r} must be LABEL=an existing compare.json (optionally #ROW)")
+        paths[label], which[label] = Path(path), row or "dirac_do"
+    return paths, which
+
+
+def appended(table: list[dict[str, Any]], new: list[dict[str, Any]], tol: float = 5e-3) -> list[dict[str, Any]]:
+    """``table`` plus the ``new`` entries it lacks; a new entry already in it (by label) must match its DO PSNR."""
+    known = {e["variant"]: e for e in table}
+    for e in new:
+        if e["variant"] in known and abs(e["do_psnr"] - known[e["variant"]]["do_psnr"]) > tol:
+            raise SystemExit(
+                f"error: --append: {e['compare_json']} gives {e['variant']!r} DO {e['do_psnr']:.3f} dB, the table "
+                f"records {known[e['variant']]['do_psnr']:.3f}: not the same model or measurements; use another label"
+            )
+    return table + [e for e in new if e["variant"] not in known]
 
 
 def _write(out: Path, doc: dict[str, Any], task: str, entries: list[dict[str, Any]]) -> int:

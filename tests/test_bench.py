@@ -136,13 +136,24 @@ def test_prior_ablation_reports_paired_gains(bench_module, tmp_path):
     assert entries[1]["margin_over_tikhonov_db"]["mean"] == pytest.approx(2.25) and entries[0]["row"] == "dirac_do"
     with pytest.raises(SystemExit, match="no nope row"):
         ablation.main(["--task", "ens", "--variant", after + "#nope", "--out", str(out)])
+    # --append: a label already in the table is only a reference (its file must reproduce it); new ones are added
+    newer = compare_json("newer", [21.5, 24.0, 25.0, 27.5], [21.0, 21.0, 23.0, 23.0])
+    ablation.main(["--task", "blur", "--append", "--variant", after, "--variant", newer, "--out", str(out)])
+    entries = json.loads(out.read_text())["blur"]
+    assert [e["variant"] for e in entries] == ["before", "after", "t = 1 lever", "newer"]
+    assert entries[3]["reference"] == "after" and entries[3]["gain_over_reference_db"]["mean"] == pytest.approx(0.5)
+    assert entries[1]["gain_over_reference_db"]["mean"] == pytest.approx(1.0)  # the kept row is untouched
+    with pytest.raises(SystemExit, match="not the same model"):
+        ablation.main(
+            ["--task", "blur", "--append", "--variant", "after=" + newer.partition("=")[2], "--out", str(out)]
+        )
     before_rename = json.loads(out.read_text())["blur"]  # relabel rows without their compare.json files
     for f in tmp_path.glob("*.json"):
         if f != out:
             f.unlink()
     ablation.main(["--task", "blur", "--rename", "after=shipped = now", "--out", str(out)])
     renamed = json.loads(out.read_text())["blur"]
-    assert [e["variant"] for e in renamed] == ["before", "shipped = now", "t = 1 lever"]
+    assert [e["variant"] for e in renamed] == ["before", "shipped = now", "t = 1 lever", "newer"]
     assert renamed[2]["reference"] == "shipped = now" and renamed[1]["do_psnr"] == before_rename[1]["do_psnr"]
     assert "| shipped = now |" in out.with_suffix(".md").read_text() and "ens" in json.loads(out.read_text())
     for bad in (["--rename", "nope=x"], ["--rename", "before=x", "--variant", after]):
