@@ -3,8 +3,8 @@
 For a reconstruction ``x̂`` of ``y = A_1 x + σ_y z`` by a model that knows ``A_1`` and ``σ_y``, the residual
 ``‖A_1 x̂ − y‖ / √n`` is close to ``σ_y`` (the noise is what the reconstruction cannot explain). A ratio
 ``residual / σ_y`` far below 1 means less noise than trained for; far above 1, more noise or another
-degradation. Measured on the shipped blur model (DO output): matched 0.98–1.01; σ_y doubled 1.9–2.0;
-noise-free 0.15–0.23. A different blur width alone barely moves the ratio, so it is not detected.
+degradation. Measured on the shipped blur model (DO output, 16 test crops): matched 0.96–1.02; σ_y doubled
+1.90–2.01; noise-free 0.17–0.22. A different blur width alone barely moves the ratio, so it is not detected.
 """
 
 from __future__ import annotations
