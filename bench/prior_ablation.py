@@ -113,7 +113,11 @@ def _label_pair(text: str, known: set[str], flag: str) -> tuple[str, str]:
 
 def rename(entries: list[dict[str, Any]], pairs: list[str]) -> list[dict[str, Any]]:
     """The entries with variant labels (and the references to them) renamed by ``OLD=NEW`` pairs."""
-    names = dict(_label_pair(r, {e["variant"] for e in entries}, "--rename") for r in pairs)
+    labels = {e["variant"] for e in entries}
+    names = dict(_label_pair(r, labels, "--rename") for r in pairs)
+    clash = (labels - set(names)) & set(names.values())
+    if clash or len(set(names.values())) < len(names):
+        raise SystemExit(f"error: --rename would give two rows one label ({sorted(clash) or 'two NEW alike'})")
     return [{**e, "variant": names.get(e["variant"], e["variant"]),
              "reference": names.get(e["reference"], e["reference"])} for e in entries]  # fmt: skip
 
