@@ -138,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     doc = json.loads(args.out.read_text()) if args.out.is_file() else {}
     if args.rename:
-        if args.variant or args.task not in doc:
-            raise SystemExit(f"error: --rename relabels the existing {args.task!r} table of {args.out}; no --variant")
+        if args.variant or args.ref or args.append or args.task not in doc:
+            raise SystemExit(f"error: --rename relabels the existing {args.task!r} table of {args.out}; give it "
+                             "without --variant, --ref or --append")  # fmt: skip
         return _write(args.out, doc, args.task, rename(doc[args.task], args.rename))
     if not args.variant:
         raise SystemExit("error: give --variant LABEL=compare.json (one or more), or --rename OLD=NEW")

@@ -156,7 +156,12 @@ def test_prior_ablation_reports_paired_gains(bench_module, tmp_path):
     assert [e["variant"] for e in renamed] == ["before", "shipped = now", "t = 1 lever", "newer"]
     assert renamed[2]["reference"] == "shipped = now" and renamed[1]["do_psnr"] == before_rename[1]["do_psnr"]
     assert "| shipped = now |" in out.with_suffix(".md").read_text() and "ens" in json.loads(out.read_text())
-    for bad in (["--rename", "nope=x"], ["--rename", "before=x", "--variant", after], ["--rename", "before=newer"]):
+    for bad in (
+        ["--rename", "nope=x"],
+        ["--rename", "before=x", "--variant", after],
+        ["--rename", "before=newer"],
+        ["--rename", "before=x", "--append"],
+    ):
         with pytest.raises(SystemExit, match="--rename"):
             ablation.main(["--task", "blur", *bad, "--out", str(out)])
 
