@@ -160,6 +160,7 @@ def test_prior_ablation_reports_paired_gains(bench_module, tmp_path):
         ["--rename", "nope=x"],
         ["--rename", "before=x", "--variant", after],
         ["--rename", "before=newer"],
+        ["--rename", "before=y", "--rename", "newer=y"],
         ["--rename", "before=x", "--append"],
     ):
         with pytest.raises(SystemExit, match="--rename"):
