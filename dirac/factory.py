@@ -87,7 +87,7 @@ def model_from_config(cfg: dict[str, Any], where: str = "model") -> torch.nn.Mod
 
 
 # the loss keys a config may leave out, with the value that means (older runs lack the later ones)
-LOSS_DEFAULTS: dict[str, float] = {"t_min": 1e-3, "t_final_prob": 0.0}
+LOSS_DEFAULTS: dict[str, float | str] = {"t_min": 1e-3, "t_final_prob": 0.0, "norm": "l2"}
 
 
 def loss_from_config(process: DegradationProcess, cfg: dict[str, Any]) -> IncrementalReconstructionLoss:
@@ -98,6 +98,7 @@ def loss_from_config(process: DegradationProcess, cfg: dict[str, Any]) -> Increm
             weighting=cfg.get("weighting"),
             t_min=config_number(cfg, "t_min", "loss", float, LOSS_DEFAULTS["t_min"]),
             t_final_prob=config_number(cfg, "t_final_prob", "loss", float, LOSS_DEFAULTS["t_final_prob"]),
+            norm=str(cfg.get("norm", LOSS_DEFAULTS["norm"])),
         )
     except ValueError as e:
         msg = str(e)

@@ -29,6 +29,25 @@ def test_delta_t_one_is_clean_image_mse(proc):
     assert torch.allclose(got, expected, atol=1e-7)
 
 
+def test_l1_norm_is_the_mean_absolute_error_with_the_same_weight_and_look_ahead():
+    """``norm = "l1"``: ``w(t) · mean |A_τ(x̂) − A_τ(x0)|`` — the closed form at Δt = 1 (clean-image MAE) and at
+    Δt = 0.5 (the look-ahead degradation), with ``1/σ²`` weighting."""
+    proc = GaussianBlurProcess(0.0, 2.0)  # A_0 = I
+    x0, t, y_t, model = _setup(proc)
+    pred = model(y_t, t)
+    l1 = IncrementalReconstructionLoss(proc, delta_t=1.0, weighting="none", norm="l1").per_sample(model, x0, t, y_t)
+    assert torch.allclose(l1, (pred - x0).abs().flatten(1).mean(1), atol=1e-7)
+    l2 = IncrementalReconstructionLoss(proc, delta_t=1.0, weighting="none").per_sample(model, x0, t, y_t)
+    assert not torch.allclose(l1, l2)  # the option changes the loss (errors < 1: |e| > e²)
+    proc = GaussianBlurProcess(0.3, 2.0)
+    la = IncrementalReconstructionLoss(proc, delta_t=0.5, weighting="inv_sigma2", norm="l1")
+    tau = (t - 0.5).clamp_min(0)
+    ref = (proc.degrade(pred, tau) - proc.degrade(x0, tau)).abs().flatten(1).mean(1) / proc.sigma(t) ** 2
+    assert torch.allclose(la.per_sample(model, x0, t, y_t), ref, rtol=1e-5)
+    with pytest.raises(ValueError, match="loss.norm"):
+        IncrementalReconstructionLoss(proc, norm="l3")
+
+
 def test_delta_t_zero_is_eq12_and_weighting():
     proc = GaussianBlurProcess(0.3, 2.0)
     x0, t, y_t, model = _setup(proc)

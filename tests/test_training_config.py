@@ -56,3 +56,6 @@ def test_a_run_from_before_a_key_existed_resumes_as_if_it_had_the_default():
     assert config_diff(old, {"loss": {"delta_t": 1.0, "t_final_prob": 0.0}}) == []
     assert config_diff(old, {"loss": {"delta_t": 1.0, "t_final_prob": 0.5}}) == ["loss.t_final_prob: 0.0 -> 0.5"]
     assert config_diff(old, {"loss": {"delta_t": 0.5}}) == ["loss.delta_t: 1.0 -> 0.5"]
+    # loss.norm came later still: absent means l2
+    assert config_diff(old, {"loss": {"delta_t": 1.0, "norm": "l2"}}) == []
+    assert config_diff(old, {"loss": {"delta_t": 1.0, "norm": "l1"}}) == ['loss.norm: "l2" -> "l1"']
