@@ -114,7 +114,11 @@ def _label_pair(text: str, known: set[str], flag: str) -> tuple[str, str]:
 def rename(entries: list[dict[str, Any]], pairs: list[str]) -> list[dict[str, Any]]:
     """The entries with variant labels (and the references to them) renamed by ``OLD=NEW`` pairs."""
     labels = {e["variant"] for e in entries}
-    names = dict(_label_pair(r, labels, "--rename") for r in pairs)
+    pairs_found = [_label_pair(r, labels, "--rename") for r in pairs]
+    names = dict(pairs_found)
+    if len(names) < len(pairs_found):
+        twice = sorted({a for a, _ in pairs_found if sum(b == a for b, _ in pairs_found) > 1})
+        raise SystemExit(f"error: --rename names {twice} twice; give each row one new label")
     clash = (labels - set(names)) & set(names.values())
     if clash or len(set(names.values())) < len(names):
         raise SystemExit(f"error: --rename would give two rows one label ({sorted(clash) or 'two NEW alike'})")

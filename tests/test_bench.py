@@ -161,6 +161,7 @@ def test_prior_ablation_reports_paired_gains(bench_module, tmp_path):
         ["--rename", "before=x", "--variant", after],
         ["--rename", "before=newer"],
         ["--rename", "before=y", "--rename", "newer=y"],
+        ["--rename", "before=x", "--rename", "before=y"],
         ["--rename", "before=x", "--append"],
     ):
         with pytest.raises(SystemExit, match="--rename"):

@@ -239,6 +239,65 @@ def test_photo_train_crops_vary_and_reproduce() -> None:
     assert PhotoCrops("train", length=4, channels=1)[0].shape == (1, 32, 32)
 
 
+def test_rotated_crop_at_a_right_angle_is_the_plain_crop_turned() -> None:
+    """At 90° the bicubic rotation lands on the pixel grid, so the rotated crop is rot90 of the plain one."""
+    from dirac.data.embedded import _original_photo, _rotated_crop
+    from dirac.data.transforms import pil_to_tensor
+
+    img = _original_photo("camera")
+    cx, cy, side = 256.0, 240.0, 96.0
+    box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+    plain = pil_to_tensor(img.resize((32, 32), Image.Resampling.BOX, box=box))
+    turned = pil_to_tensor(_rotated_crop(img, cx, cy, side, 90.0, 32))
+    assert torch.allclose(turned, torch.rot90(plain, 1, dims=(-2, -1)), atol=2 / 255)
+    assert not torch.allclose(turned, plain, atol=0.05)  # the check above can tell turned from not turned
+    same = pil_to_tensor(_rotated_crop(img, cx, cy, side, 360.0, 32))
+    assert torch.allclose(same, plain, atol=2 / 255)
+
+
+def test_rotated_crops_never_reach_outside_the_photograph() -> None:
+    """A constant photograph gives constant crops at every angle and scale: no fill colour leaks in, even
+    when the rotated square touches the edge."""
+    from dirac.data.embedded import _ROTATION_PAD, _rotated_crop
+    from dirac.data.transforms import pil_to_tensor
+
+    img = Image.new("RGB", (120, 90), (200, 100, 50))
+    rng = np.random.default_rng(0)
+    for angle in rng.uniform(0, 360, size=12):
+        reach = abs(np.cos(np.radians(angle))) + abs(np.sin(np.radians(angle)))
+        side = (90 - 2 * _ROTATION_PAD) / reach  # the largest square that fits, pressed into the corner
+        c = _ROTATION_PAD + side * reach / 2
+        x = pil_to_tensor(_rotated_crop(img, c, c, side, float(angle), 16))
+        assert torch.allclose(x, torch.tensor([200, 100, 50]).view(3, 1, 1) / 255, atol=1 / 255), angle
+
+
+def test_photo_train_crops_with_random_rotation() -> None:
+    kw = dict(length=24, seed=3, random_scale=(1.5, 12.0))
+    rot = PhotoCrops("train", random_rotation=True, **kw)
+    xs = torch.stack([rot[i] for i in range(24)])
+    assert xs.shape == (24, 3, 32, 32) and float(xs.min()) >= 0.0 and float(xs.max()) <= 1.0
+    assert torch.equal(xs, torch.stack([PhotoCrops("train", random_rotation=True, **kw)[i] for i in range(24)]))
+    infos = [rot.crop_info(i) for i in range(24)]
+    angles = [info["angle"] for info in infos]
+    assert min(angles) >= 0 and max(angles) < 360 and len(set(angles)) == 24
+    for info in infos:  # the rotated square's bounding box lies inside the photograph
+        w, h = _original_photo_size(info["name"])
+        reach = abs(np.cos(np.radians(info["angle"]))) + abs(np.sin(np.radians(info["angle"])))
+        ext = info["side"] * reach
+        assert info["left"] >= 0 and info["top"] >= 0
+        assert info["left"] + ext <= w + 1e-6 and info["top"] + ext <= h + 1e-6
+    plain = PhotoCrops("train", **kw)
+    assert "angle" not in plain.crop_info(0) and not torch.equal(plain[0], xs[0])
+    with pytest.raises(ValueError, match="random_rotation must be true or false"):
+        PhotoCrops("train", random_rotation="yes")
+
+
+def _original_photo_size(name: str) -> tuple[int, int]:
+    from dirac.data.embedded import _original_photo
+
+    return _original_photo(name).size
+
+
 def test_photo_val_split() -> None:
     ds = PhotoCrops("val", crops_per_image=8, image_size=16)
     assert len(ds) == 8 * len(ds.sources) and ds[0].shape == (3, 16, 16)

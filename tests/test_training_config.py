@@ -59,3 +59,8 @@ def test_a_run_from_before_a_key_existed_resumes_as_if_it_had_the_default():
     # loss.norm came later still: absent means l2
     assert config_diff(old, {"loss": {"delta_t": 1.0, "norm": "l2"}}) == []
     assert config_diff(old, {"loss": {"delta_t": 1.0, "norm": "l1"}}) == ['loss.norm: "l2" -> "l1"']
+    # data.train.random_rotation too: absent means off
+    photos = {"data": {"train": {"random_scale": [3.0, 6.0]}}}
+    assert config_diff(photos, {"data": {"train": {"random_scale": [3.0, 6.0], "random_rotation": False}}}) == []
+    on = {"data": {"train": {"random_scale": [3.0, 6.0], "random_rotation": True}}}
+    assert config_diff(photos, on) == ["data.train.random_rotation: false -> true"]

@@ -61,7 +61,11 @@ SAFE_TO_CHANGE = (
     "init_from",
 )
 # keys added after runs existed: a run whose config lacks one was trained with this value (its code default)
-ADDED_LATER = {"loss.t_final_prob": LOSS_DEFAULTS["t_final_prob"], "loss.norm": LOSS_DEFAULTS["norm"]}
+ADDED_LATER = {
+    "loss.t_final_prob": LOSS_DEFAULTS["t_final_prob"],
+    "loss.norm": LOSS_DEFAULTS["norm"],
+    "data.train.random_rotation": False,
+}
 # what a checkpoint cannot continue under at all: the weights' shapes and the degradation process they learned
 NEVER_CHANGE = ("model", "degradation", "schedule")
 

@@ -58,6 +58,7 @@ TRAIN_GREY_PHOTOS: tuple[str, ...] = ("camera", "coins", "moon", "brick", "grass
 EXCLUDED_PHOTOS: tuple[str, ...] = ("cell",)
 _EVAL_SPLITS = ("val", "test")
 _N_FACES = 100
+_ROTATION_PAD = 2.0  # px kept between a rotated crop and the photograph's edge: the bicubic kernel's reach
 _MIN_STD_TRIES = 10
 
 
@@ -147,6 +148,8 @@ class PhotoCrops(Dataset):
         hflip: random horizontal flips; default True for train, False otherwise.
         include_grey: add the grey photographs to the training set.
         min_std: redraw threshold for flat train crops (0 disables).
+        random_rotation: train crops at a uniform angle in [0°, 360°) (the square is rotated inside the
+            full-resolution photograph, so the interpolation happens before the area downscale).
     """
 
     def __init__(
@@ -162,9 +165,12 @@ class PhotoCrops(Dataset):
         hflip: bool | None = None,
         include_grey: bool = True,
         min_std: float = 0.02,
+        random_rotation: bool = False,
     ) -> None:
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
+        if not isinstance(random_rotation, bool):
+            raise ValueError(f"random_rotation must be true or false, got {random_rotation!r}")
         if float(downscale) < 1.0:
             raise ValueError(f"downscale must be >= 1, got {downscale}")
         if int(image_size) < 1 or int(crops_per_image) < 1:
@@ -182,6 +188,7 @@ class PhotoCrops(Dataset):
         self.seed = int(seed)
         self.hflip = (split == "train") if hflip is None else bool(hflip)
         self.min_std = float(min_std)
+        self.random_rotation = random_rotation
         self.epoch = 0
         size = self.image_size
         if split in _EVAL_SPLITS:
@@ -233,17 +240,27 @@ class PhotoCrops(Dataset):
             img = _original_photo(name)
             w, h = img.size
             factor = self.downscale if self.random_scale is None else log_uniform(rng, *self.random_scale)
-            factor = min(factor, min(w, h) / size)
+            angle = float(rng.uniform(0.0, 360.0)) if self.random_rotation else 0.0
+            reach = abs(math.cos(math.radians(angle))) + abs(math.sin(math.radians(angle)))  # bbox side / side
+            pad = _ROTATION_PAD if angle else 0.0
+            factor = min(factor, (min(w, h) - 2 * pad) / (size * reach))
             side = size * factor
-            left, top = float(rng.uniform(0.0, w - side)), float(rng.uniform(0.0, h - side))
+            ext = side * reach
+            span_w, span_h = max(pad, w - ext - pad), max(pad, h - ext - pad)  # max(): float round-off
+            left, top = float(rng.uniform(pad, span_w)), float(rng.uniform(pad, span_h))
             flip = bool(self.hflip and rng.random() < 0.5)
-            patch = img.resize((size, size), Image.Resampling.BOX, box=(left, top, left + side, top + side))
+            if angle:
+                patch = _rotated_crop(img, left + ext / 2, top + ext / 2, side, angle, size)
+            else:
+                patch = img.resize((size, size), Image.Resampling.BOX, box=(left, top, left + side, top + side))
             x = to_channels(pil_to_tensor(patch), self.channels)
             if self.min_std <= 0 or float(x.std()) >= self.min_std:
                 break
         if flip:
             x = flip_lr(x)
         info = {"name": name, "top": top, "left": left, "side": side, "downscale": factor, "flip": flip}
+        if self.random_rotation:
+            info["angle"] = angle  # degrees, counter-clockwise; (top, left) is then the rotated square's bbox
         return x.contiguous(), info
 
     def __getitem__(self, index: int) -> torch.Tensor:
@@ -260,6 +277,21 @@ class PhotoCrops(Dataset):
             f"PhotoCrops(split={self.split!r}, n={len(self)}, image_size={self.image_size}, "
             f"channels={self.channels}, downscale={self.downscale}, sources={self.sources})"
         )
+
+
+def _rotated_crop(img: Image.Image, cx: float, cy: float, side: float, angle: float, size: int) -> Image.Image:
+    """The ``side``-px square centred at (cx, cy) of ``img`` and turned by ``angle`` degrees, area-resampled
+    to ``size`` px. Bicubic rotation at full resolution, then PIL ``BOX``: the interpolation's softening is
+    shrunk by the downscale factor (>= 1) instead of landing on the final pixels, as rotating the small crop
+    would. PIL rather than ``grid_sample``: it also does the antialiased area resampling the crops use."""
+    half = side * math.sqrt(0.5) + _ROTATION_PAD  # the rotated square's circumradius + the bicubic reach
+    x0, y0 = max(0, math.floor(cx - half)), max(0, math.floor(cy - half))
+    x1, y1 = min(img.size[0], math.ceil(cx + half)), min(img.size[1], math.ceil(cy + half))
+    local = img.crop((x0, y0, x1, y1))
+    c = (cx - x0, cy - y0)
+    turned = local.rotate(angle, resample=Image.Resampling.BICUBIC, center=c)
+    box = (c[0] - side / 2, c[1] - side / 2, c[0] + side / 2, c[1] + side / 2)
+    return turned.resize((size, size), Image.Resampling.BOX, box=box)
 
 
 @lru_cache(maxsize=8)
