@@ -58,7 +58,8 @@ TRAIN_GREY_PHOTOS: tuple[str, ...] = ("camera", "coins", "moon", "brick", "grass
 EXCLUDED_PHOTOS: tuple[str, ...] = ("cell",)
 _EVAL_SPLITS = ("val", "test")
 _N_FACES = 100
-_ROTATION_PAD = 2.0  # px kept between a rotated crop and the photograph's edge: the bicubic kernel's reach
+_ROTATION_PAD = 2.0  # px between a rotated crop and the photograph's edge: the bicubic taps stay on real pixels
+# (PIL would clamp them to the edge pixel, not fill them, so this is about fidelity, not about black leaking in)
 _MIN_STD_TRIES = 10
 
 
@@ -260,7 +261,9 @@ class PhotoCrops(Dataset):
             x = flip_lr(x)
         info = {"name": name, "top": top, "left": left, "side": side, "downscale": factor, "flip": flip}
         if self.random_rotation:
-            info["angle"] = angle  # degrees, counter-clockwise; (top, left) is then the rotated square's bbox
+            # degrees: the crop's content turns counter-clockwise (the square sampled in the photograph, clockwise);
+            # (top, left) is then the corner of the rotated square's bounding box
+            info["angle"] = angle
         return x.contiguous(), info
 
     def __getitem__(self, index: int) -> torch.Tensor:
@@ -284,7 +287,7 @@ def _rotated_crop(img: Image.Image, cx: float, cy: float, side: float, angle: fl
     to ``size`` px. Bicubic rotation at full resolution, then PIL ``BOX``: the interpolation's softening is
     shrunk by the downscale factor (>= 1) instead of landing on the final pixels, as rotating the small crop
     would. PIL rather than ``grid_sample``: it also does the antialiased area resampling the crops use."""
-    half = side * math.sqrt(0.5) + _ROTATION_PAD  # the rotated square's circumradius + the bicubic reach
+    half = side * math.sqrt(0.5) + 3.0  # the rotated square's circumradius + a corner pixel + the bicubic reach
     x0, y0 = max(0, math.floor(cx - half)), max(0, math.floor(cy - half))
     x1, y1 = min(img.size[0], math.ceil(cx + half)), min(img.size[1], math.ceil(cy + half))
     local = img.crop((x0, y0, x1, y1))
