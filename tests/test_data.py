@@ -23,7 +23,7 @@ from dirac.data import (
     load_image,
     split_of,
 )
-from dirac.data.embedded import _ROTATION_PAD, _rotated_crop
+from dirac.data.embedded import _ROTATION_PAD, _original_photo, _rotated_crop, rotated_square_reach
 from dirac.data.transforms import pil_to_tensor
 
 
@@ -243,8 +243,6 @@ def test_photo_train_crops_vary_and_reproduce() -> None:
 
 def test_rotated_crop_at_a_right_angle_is_the_plain_crop_turned() -> None:
     """At 90° the bicubic rotation lands on the pixel grid, so the rotated crop is rot90 of the plain one."""
-    from dirac.data.embedded import _original_photo
-
     img = _original_photo("camera")
     cx, cy, side = 256.0, 240.0, 96.0
     box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
@@ -259,12 +257,10 @@ def test_rotated_crop_at_a_right_angle_is_the_plain_crop_turned() -> None:
 def test_rotated_crops_never_reach_outside_the_photograph() -> None:
     """A constant photograph gives constant crops at every angle and scale: no fill colour leaks in, even
     when the rotated square touches the edge."""
-    from dirac.data.embedded import _ROTATION_PAD, _rotated_crop
-
     img = Image.new("RGB", (120, 90), (200, 100, 50))
     rng = np.random.default_rng(0)
     for angle in rng.uniform(0, 360, size=12):
-        reach = abs(np.cos(np.radians(angle))) + abs(np.sin(np.radians(angle)))
+        reach = rotated_square_reach(float(angle))
         side = (90 - 2 * _ROTATION_PAD) / reach  # the largest square that fits, pressed into the corner
         c = _ROTATION_PAD + side * reach / 2
         x = pil_to_tensor(_rotated_crop(img, c, c, side, float(angle), 16))
@@ -281,15 +277,14 @@ def test_photo_train_crops_with_random_rotation() -> None:
     angles = [info["angle"] for info in infos]
     assert min(angles) >= 0 and max(angles) < 360 and len(set(angles)) == 24
     for info in infos:  # the rotated square's bounding box lies inside the photograph
-        w, h = _original_photo_size(info["name"])
-        reach = abs(np.cos(np.radians(info["angle"]))) + abs(np.sin(np.radians(info["angle"])))
-        ext = info["side"] * reach
+        w, h = _original_photo(info["name"]).size
+        ext = info["side"] * rotated_square_reach(info["angle"])
         assert info["left"] >= _ROTATION_PAD and info["top"] >= _ROTATION_PAD
         assert info["left"] + ext <= w + 1e-6 and info["top"] + ext <= h + 1e-6
     for i in range(6):  # each crop is the square its crop_info names, turned by its angle
         info = infos[i]
-        ext = info["side"] * (abs(np.cos(np.radians(info["angle"]))) + abs(np.sin(np.radians(info["angle"]))))
-        args = (_original_photo_of(info["name"]), info["left"] + ext / 2, info["top"] + ext / 2, info["side"])
+        ext = info["side"] * rotated_square_reach(info["angle"])
+        args = (_original_photo(info["name"]), info["left"] + ext / 2, info["top"] + ext / 2, info["side"])
         again = pil_to_tensor(_rotated_crop(*args, info["angle"], 32)).expand(3, -1, -1)
         assert torch.equal(xs[i], again.flip(-1) if info["flip"] else again)
         assert not torch.allclose(xs[i], pil_to_tensor(_rotated_crop(*args, 0.0, 32)).expand(3, -1, -1), atol=0.02)
@@ -299,21 +294,11 @@ def test_photo_train_crops_with_random_rotation() -> None:
         PhotoCrops("train", random_rotation="yes")
 
 
-def _original_photo_of(name: str) -> Image.Image:
-    from dirac.data.embedded import _original_photo
-
-    return _original_photo(name)
-
-
-def _original_photo_size(name: str) -> tuple[int, int]:
-    return _original_photo_of(name).size
-
-
 def test_rotated_dataset_crops_of_constant_photographs_are_constant(monkeypatch) -> None:
     """Every train photograph replaced by a constant one of its own size: no rotated crop reaches past an edge."""
     import dirac.data.embedded as embedded
 
-    sizes = {n: _original_photo_size(n) for n in PhotoCrops("train", length=1).sources}
+    sizes = {n: _original_photo(n).size for n in PhotoCrops("train", length=1).sources}
     monkeypatch.setattr(embedded, "_original_photo", lambda n: Image.new("RGB", sizes[n], (180, 90, 30)))
     ds = PhotoCrops("train", length=200, random_scale=(1.5, 12.0), random_rotation=True, min_std=0.0)
     xs = torch.stack([ds[i] for i in range(len(ds))])
@@ -329,7 +314,7 @@ def test_plain_train_crops_keep_the_stream_the_shipped_models_were_trained_on() 
     for i in range(8):
         rng = item_rng(5, 0, i)
         name = ds.sources[int(rng.integers(len(ds.sources)))]
-        w, h = _original_photo_size(name)
+        w, h = _original_photo(name).size
         factor = min(log_uniform(rng, 1.5, 12.0), min(w, h) / 32)
         left, top = float(rng.uniform(0.0, w - 32 * factor)), float(rng.uniform(0.0, h - 32 * factor))
         info = ds.crop_info(i)

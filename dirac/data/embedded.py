@@ -242,7 +242,7 @@ class PhotoCrops(Dataset):
             w, h = img.size
             factor = self.downscale if self.random_scale is None else log_uniform(rng, *self.random_scale)
             angle = float(rng.uniform(0.0, 360.0)) if self.random_rotation else 0.0
-            reach = abs(math.cos(math.radians(angle))) + abs(math.sin(math.radians(angle)))  # bbox side / side
+            reach = rotated_square_reach(angle)
             pad = _ROTATION_PAD if angle else 0.0
             factor = min(factor, (min(w, h) - 2 * pad) / (size * reach))
             side = size * factor
@@ -280,6 +280,11 @@ class PhotoCrops(Dataset):
             f"PhotoCrops(split={self.split!r}, n={len(self)}, image_size={self.image_size}, "
             f"channels={self.channels}, downscale={self.downscale}, sources={self.sources})"
         )
+
+
+def rotated_square_reach(angle: float) -> float:
+    """Bounding-box side over side of a square turned by ``angle`` degrees: |cos θ| + |sin θ| (1 to √2)."""
+    return abs(math.cos(math.radians(angle))) + abs(math.sin(math.radians(angle)))
 
 
 def _rotated_crop(img: Image.Image, cx: float, cy: float, side: float, angle: float, size: int) -> Image.Image:
