@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from dirac.data import (
     load_image,
     split_of,
 )
-from dirac.data.embedded import _ROTATION_PAD, _original_photo, _rotated_crop, rotated_square_reach
+from dirac.data.embedded import _ROTATION_PAD, _original_photo, _rotated_crop, rotated_box_reach
 from dirac.data.transforms import pil_to_tensor
 
 
@@ -254,16 +255,36 @@ def test_rotated_crop_at_a_right_angle_is_the_plain_crop_turned() -> None:
     assert torch.allclose(same, plain, atol=2 / 255)
 
 
-def test_rotated_crops_never_reach_outside_the_photograph() -> None:
-    """A constant photograph gives constant crops at every angle and scale: no fill colour leaks in, even
-    when the rotated square touches the edge."""
+def test_stretched_crop_is_the_rectangle_squeezed_and_turned() -> None:
+    """Aspect a: the √a·s x s/√a rectangle resized to the square; at 90° the s/√a x √a·s one, turned."""
+    img = _original_photo("camera")
+    cx, cy, side, aspect = 256.0, 240.0, 96.0, 1.6
+    w, h = side * math.sqrt(aspect), side / math.sqrt(aspect)
+
+    def plain(bw: float, bh: float) -> torch.Tensor:
+        box = (cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2)
+        return pil_to_tensor(img.resize((32, 32), Image.Resampling.BOX, box=box))
+
+    straight = pil_to_tensor(_rotated_crop(img, cx, cy, side, 360.0, 32, aspect))
+    assert torch.allclose(straight, plain(w, h), atol=2 / 255)
+    assert not torch.allclose(straight, plain(side, side), atol=0.05)  # the stretch is visible
+    turned = pil_to_tensor(_rotated_crop(img, cx, cy, side, 90.0, 32, aspect))
+    assert torch.allclose(turned, torch.rot90(plain(h, w), 1, dims=(-2, -1)), atol=2 / 255)
+    assert rotated_box_reach(0.0, aspect) == pytest.approx((math.sqrt(aspect), 1 / math.sqrt(aspect)))
+    assert rotated_box_reach(90.0, aspect) == pytest.approx((1 / math.sqrt(aspect), math.sqrt(aspect)))
+
+
+@pytest.mark.parametrize("aspect", [1.0, 0.5, 1.7])
+def test_rotated_crops_never_reach_outside_the_photograph(aspect: float) -> None:
+    """A constant photograph gives constant crops at every angle, scale and aspect: no fill colour leaks in,
+    even when the turned rectangle touches the edge."""
     img = Image.new("RGB", (120, 90), (200, 100, 50))
     rng = np.random.default_rng(0)
     for angle in rng.uniform(0, 360, size=12):
-        reach = rotated_square_reach(float(angle))
-        side = (90 - 2 * _ROTATION_PAD) / reach  # the largest square that fits, pressed into the corner
-        c = _ROTATION_PAD + side * reach / 2
-        x = pil_to_tensor(_rotated_crop(img, c, c, side, float(angle), 16))
+        reach_w, reach_h = rotated_box_reach(float(angle), aspect)
+        side = (90 - 2 * _ROTATION_PAD) / max(reach_w, reach_h)  # the largest that fits, pressed into the corner
+        cx, cy = _ROTATION_PAD + side * reach_w / 2, _ROTATION_PAD + side * reach_h / 2
+        x = pil_to_tensor(_rotated_crop(img, cx, cy, side, float(angle), 16, aspect))
         assert torch.allclose(x, torch.tensor([200, 100, 50]).view(3, 1, 1) / 255, atol=1 / 255), angle
 
 
@@ -278,20 +299,42 @@ def test_photo_train_crops_with_random_rotation() -> None:
     assert min(angles) >= 0 and max(angles) < 360 and len(set(angles)) == 24
     for info in infos:  # the rotated square's bounding box lies inside the photograph
         w, h = _original_photo(info["name"]).size
-        ext = info["side"] * rotated_square_reach(info["angle"])
+        ext = info["side"] * rotated_box_reach(info["angle"])[0]
         assert info["left"] >= _ROTATION_PAD and info["top"] >= _ROTATION_PAD
         assert info["left"] + ext <= w + 1e-6 and info["top"] + ext <= h + 1e-6
     for i in range(6):  # each crop is the square its crop_info names, turned by its angle
         info = infos[i]
-        ext = info["side"] * rotated_square_reach(info["angle"])
+        ext = info["side"] * rotated_box_reach(info["angle"])[0]
         args = (_original_photo(info["name"]), info["left"] + ext / 2, info["top"] + ext / 2, info["side"])
         again = pil_to_tensor(_rotated_crop(*args, info["angle"], 32)).expand(3, -1, -1)
         assert torch.equal(xs[i], again.flip(-1) if info["flip"] else again)
         assert not torch.allclose(xs[i], pil_to_tensor(_rotated_crop(*args, 0.0, 32)).expand(3, -1, -1), atol=0.02)
     plain = PhotoCrops("train", **kw)
-    assert "angle" not in plain.crop_info(0) and not torch.equal(plain[0], xs[0])
+    assert "angle" not in plain.crop_info(0) and "aspect" not in plain.crop_info(0)
+    assert not torch.equal(plain[0], xs[0])
     with pytest.raises(ValueError, match="random_rotation must be true or false"):
         PhotoCrops("train", random_rotation="yes")
+
+
+@pytest.mark.parametrize("rotation", [False, True])
+def test_photo_train_crops_with_random_aspect(rotation: bool) -> None:
+    """Each crop is the rectangle its crop_info names (turned by its angle), inside the photograph."""
+    kw = dict(length=16, seed=4, random_scale=(1.5, 12.0), random_rotation=rotation, random_aspect=(0.6, 1.6))
+    ds = PhotoCrops("train", **kw)
+    infos = [ds.crop_info(i) for i in range(16)]
+    aspects = [info["aspect"] for info in infos]
+    assert min(aspects) >= 0.6 and max(aspects) <= 1.6 and min(aspects) < 0.9 and max(aspects) > 1.1
+    for i, info in enumerate(infos):
+        img = _original_photo(info["name"])
+        reach_w, reach_h = rotated_box_reach(info.get("angle", 0.0), info["aspect"])
+        ext_w, ext_h = info["side"] * reach_w, info["side"] * reach_h
+        assert info["left"] + ext_w <= img.size[0] + 1e-6 and info["top"] + ext_h <= img.size[1] + 1e-6
+        centre = (info["left"] + ext_w / 2, info["top"] + ext_h / 2)
+        again = pil_to_tensor(_rotated_crop(img, *centre, info["side"], info.get("angle", 360.0), 32, info["aspect"]))
+        again = again.expand(3, -1, -1).flip(-1) if info["flip"] else again.expand(3, -1, -1)
+        assert torch.allclose(ds[i], again, atol=2 / 255 if not rotation else 0.0)
+    with pytest.raises(ValueError, match="random_aspect must be"):
+        PhotoCrops("train", random_aspect=(1.5, 0.5))
 
 
 def test_rotated_dataset_crops_of_constant_photographs_are_constant(monkeypatch) -> None:
@@ -300,7 +343,8 @@ def test_rotated_dataset_crops_of_constant_photographs_are_constant(monkeypatch)
 
     sizes = {n: _original_photo(n).size for n in PhotoCrops("train", length=1).sources}
     monkeypatch.setattr(embedded, "_original_photo", lambda n: Image.new("RGB", sizes[n], (180, 90, 30)))
-    ds = PhotoCrops("train", length=200, random_scale=(1.5, 12.0), random_rotation=True, min_std=0.0)
+    kw = dict(random_scale=(1.5, 12.0), random_rotation=True, random_aspect=(0.5, 2.0), min_std=0.0)
+    ds = PhotoCrops("train", length=200, **kw)
     xs = torch.stack([ds[i] for i in range(len(ds))])
     assert torch.allclose(xs, torch.tensor([180, 90, 30]).view(1, 3, 1, 1) / 255, atol=1 / 255)
 

@@ -613,6 +613,7 @@ BAD_VALUES = [
     ("loss.delta_t=2", ["loss", "delta_t must lie in [0, 1]"]),
     ("loss.norm=l3", ["unknown loss.norm", "l1"]),
     ("data.train.random_rotation=maybe", ["random_rotation must be true or false"]),
+    ("data.train.random_aspect=[2.0,0.5]", ["random_aspect must be (lo, hi) with 0 < lo <= hi"]),
     ("schedule.num_steps=0", ["schedule.num_steps must be a positive integer"]),
     ("schedule.num_images=x", ["schedule.num_images must be a positive integer"]),
     ("trainer.grad_clip=inf", ["trainer.grad_clip must be a finite number"]),

@@ -64,3 +64,7 @@ def test_a_run_from_before_a_key_existed_resumes_as_if_it_had_the_default():
     assert config_diff(photos, {"data": {"train": {"random_scale": [3.0, 6.0], "random_rotation": False}}}) == []
     on = {"data": {"train": {"random_scale": [3.0, 6.0], "random_rotation": True}}}
     assert config_diff(photos, on) == ["data.train.random_rotation: false -> true"]
+    # and data.train.random_aspect: absent means squares
+    assert config_diff(photos, {"data": {"train": {"random_scale": [3.0, 6.0], "random_aspect": None}}}) == []
+    stretched = {"data": {"train": {"random_scale": [3.0, 6.0], "random_aspect": [0.8, 1.25]}}}
+    assert config_diff(photos, stretched) == ["data.train.random_aspect: null -> [0.8, 1.25]"]

@@ -65,6 +65,7 @@ ADDED_LATER = {
     "loss.t_final_prob": LOSS_DEFAULTS["t_final_prob"],
     "loss.norm": LOSS_DEFAULTS["norm"],
     "data.train.random_rotation": False,
+    "data.train.random_aspect": None,
 }
 # what a checkpoint cannot continue under at all: the weights' shapes and the degradation process they learned
 NEVER_CHANGE = ("model", "degradation", "schedule")

@@ -151,6 +151,9 @@ class PhotoCrops(Dataset):
         min_std: redraw threshold for flat train crops (0 disables).
         random_rotation: train crops at a uniform angle in [0°, 360°) (the square is rotated inside the
             full-resolution photograph, so the interpolation happens before the area downscale).
+        random_aspect: (lo, hi) log-uniform aspect ratio a of train crops: a √a·s x s/√a rectangle of the
+            photograph (s the side at the drawn factor) squeezed to the square, i.e. content stretched by 1/√a
+            horizontally and √a vertically; with rotation the stretch follows the turned axes. None: squares.
     """
 
     def __init__(
@@ -167,6 +170,7 @@ class PhotoCrops(Dataset):
         include_grey: bool = True,
         min_std: float = 0.02,
         random_rotation: bool = False,
+        random_aspect: Sequence[float] | None = None,
     ) -> None:
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
@@ -190,6 +194,7 @@ class PhotoCrops(Dataset):
         self.hflip = (split == "train") if hflip is None else bool(hflip)
         self.min_std = float(min_std)
         self.random_rotation = random_rotation
+        self.random_aspect = float_pair(random_aspect, "random_aspect")
         self.epoch = 0
         size = self.image_size
         if split in _EVAL_SPLITS:
@@ -242,18 +247,20 @@ class PhotoCrops(Dataset):
             w, h = img.size
             factor = self.downscale if self.random_scale is None else log_uniform(rng, *self.random_scale)
             angle = float(rng.uniform(0.0, 360.0)) if self.random_rotation else 0.0
-            reach = rotated_square_reach(angle)
+            aspect = 1.0 if self.random_aspect is None else log_uniform(rng, *self.random_aspect)
+            reach_w, reach_h = rotated_box_reach(angle, aspect)
             pad = _ROTATION_PAD if angle else 0.0
-            factor = min(factor, (min(w, h) - 2 * pad) / (size * reach))
+            factor = min(factor, (w - 2 * pad) / (size * reach_w), (h - 2 * pad) / (size * reach_h))
             side = size * factor
-            ext = side * reach
-            span_w, span_h = max(pad, w - ext - pad), max(pad, h - ext - pad)  # max(): float round-off
+            ext_w, ext_h = side * reach_w, side * reach_h
+            span_w, span_h = max(pad, w - ext_w - pad), max(pad, h - ext_h - pad)  # max(): float round-off
             left, top = float(rng.uniform(pad, span_w)), float(rng.uniform(pad, span_h))
             flip = bool(self.hflip and rng.random() < 0.5)
             if angle:
-                patch = _rotated_crop(img, left + ext / 2, top + ext / 2, side, angle, size)
+                patch = _rotated_crop(img, left + ext_w / 2, top + ext_h / 2, side, angle, size, aspect)
             else:
-                patch = img.resize((size, size), Image.Resampling.BOX, box=(left, top, left + side, top + side))
+                box = (left, top, left + side * math.sqrt(aspect), top + side / math.sqrt(aspect))
+                patch = img.resize((size, size), Image.Resampling.BOX, box=box)
             x = to_channels(pil_to_tensor(patch), self.channels)
             if self.min_std <= 0 or float(x.std()) >= self.min_std:
                 break
@@ -264,6 +271,8 @@ class PhotoCrops(Dataset):
             # degrees: the crop's content turns counter-clockwise (the square sampled in the photograph, clockwise);
             # (top, left) is then the corner of the rotated square's bounding box
             info["angle"] = angle
+        if self.random_aspect is not None:
+            info["aspect"] = aspect  # the rectangle is side·√aspect wide and side/√aspect high before turning
         return x.contiguous(), info
 
     def __getitem__(self, index: int) -> torch.Tensor:
@@ -282,23 +291,32 @@ class PhotoCrops(Dataset):
         )
 
 
-def rotated_square_reach(angle: float) -> float:
-    """Bounding-box side over side of a square turned by ``angle`` degrees: |cos θ| + |sin θ| (1 to √2)."""
-    return abs(math.cos(math.radians(angle))) + abs(math.sin(math.radians(angle)))
+def rotated_box_reach(angle: float, aspect: float = 1.0) -> tuple[float, float]:
+    """Bounding-box width and height, over ``side``, of the √a·side x side/√a rectangle turned by ``angle``
+    degrees: (√a|cos θ| + |sin θ|/√a, √a|sin θ| + |cos θ|/√a); |cos θ| + |sin θ| (1 to √2) twice for a square."""
+    c, s, r = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle))), math.sqrt(aspect)
+    return r * c + s / r, r * s + c / r
 
 
-def _rotated_crop(img: Image.Image, cx: float, cy: float, side: float, angle: float, size: int) -> Image.Image:
-    """The ``side``-px square centred at (cx, cy) of ``img`` and turned by ``angle`` degrees, area-resampled
-    to ``size`` px. Bicubic rotation at full resolution, then PIL ``BOX``: the interpolation's softening is
-    shrunk by the downscale factor (>= 1) instead of landing on the final pixels, as rotating the small crop
-    would. PIL rather than ``grid_sample``: it also does the antialiased area resampling the crops use."""
-    half = side * math.sqrt(0.5) + 3.0  # the rotated square's circumradius + a corner pixel + the bicubic reach
-    x0, y0 = max(0, math.floor(cx - half)), max(0, math.floor(cy - half))
-    x1, y1 = min(img.size[0], math.ceil(cx + half)), min(img.size[1], math.ceil(cy + half))
-    local = img.crop((x0, y0, x1, y1))
+def _rotated_crop(
+    img: Image.Image, cx: float, cy: float, side: float, angle: float, size: int, aspect: float = 1.0
+) -> Image.Image:
+    """The √aspect·side x side/√aspect rectangle centred at (cx, cy) of ``img`` and turned by ``angle``
+    degrees, area-resampled to ``size`` x ``size`` px. Bicubic rotation at full resolution, then PIL ``BOX``:
+    the interpolation's softening is shrunk by the downscale factor (>= 1) instead of landing on the final
+    pixels, as rotating the small crop would. PIL rather than ``grid_sample``: it also does the antialiased
+    area resampling the crops use."""
+    # the rectangle's circumradius (side·√((a + 1/a)/4), side·√0.5 for a square) + a corner pixel + the bicubic reach
+    half = side * math.sqrt((aspect + 1.0 / aspect) / 4.0) + 3.0
+    # not clipped to the photograph: a stretched rectangle turned upright can be wider than its bounding box
+    # was, so the canvas must hold the whole circle; PIL fills the outside with black, which only the margin
+    # gets (the rectangle keeps _ROTATION_PAD px from every edge)
+    x0, y0 = math.floor(cx - half), math.floor(cy - half)
+    local = img.crop((x0, y0, math.ceil(cx + half), math.ceil(cy + half)))
     c = (cx - x0, cy - y0)
     turned = local.rotate(angle, resample=Image.Resampling.BICUBIC, center=c)
-    box = (c[0] - side / 2, c[1] - side / 2, c[0] + side / 2, c[1] + side / 2)
+    half_w, half_h = side * math.sqrt(aspect) / 2, side / math.sqrt(aspect) / 2
+    box = (c[0] - half_w, c[1] - half_h, c[0] + half_w, c[1] + half_h)
     return turned.resize((size, size), Image.Resampling.BOX, box=box)
 
 
