@@ -129,6 +129,11 @@ def sampler_from_config(
 def dataset_from_config(cfg: dict[str, Any], split: str, **extra: Any) -> torch.utils.data.Dataset:
     """``{"name": "photos", "train": {...}, "eval": {...}, **common}``: split-specific kwargs merged in."""
     cfg = dict(cfg)
+    if "name" not in cfg:
+        raise ValueError(
+            f"data has no name (got keys {sorted(cfg)}): pick a dataset group first, e.g. data=photos "
+            f"data.eval.KEY=..., or set data.name"
+        )
     name = cfg.pop("name")
     per_split = dict(cfg.pop("train", None) or {}), cfg.pop("eval", None) or {}
     augment, procedural = per_split[0].pop("augment", None), per_split[0].pop("procedural", None)

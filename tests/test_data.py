@@ -26,6 +26,7 @@ from dirac.data import (
 )
 from dirac.data.embedded import _ROTATION_PAD, _original_photo, _rotated_crop, rotated_box_reach
 from dirac.data.transforms import pil_to_tensor
+from dirac.factory import dataset_from_config
 
 
 def _noise_image(h: int, w: int, mode: str, seed: int) -> Image.Image:
@@ -335,6 +336,13 @@ def test_photo_train_crops_with_random_aspect(rotation: bool) -> None:
         assert torch.allclose(ds[i], again, atol=2 / 255 if not rotation else 0.0)
     with pytest.raises(ValueError, match="random_aspect must be"):
         PhotoCrops("train", random_aspect=(1.5, 0.5))
+    for split, bad in (("val", {"random_rotation": True}), ("test", {"random_aspect": (0.8, 1.2)})):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))} draw random training crops.*data.train"):
+            PhotoCrops(split, **bad)
+    with pytest.raises(ValueError, match="random_scale"):
+        dataset_from_config({"name": "photos", "random_scale": [2.0, 4.0]}, "test")  # a key meant for data.train
+    with pytest.raises(ValueError, match="data has no name.*data=photos"):
+        dataset_from_config({"eval": {"random_rotation": True}}, "test")  # +data.eval.KEY without a data group
 
 
 def test_rotated_dataset_crops_of_constant_photographs_are_constant(monkeypatch) -> None:

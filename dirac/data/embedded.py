@@ -180,6 +180,13 @@ class PhotoCrops(Dataset):
             raise ValueError(f"downscale must be >= 1, got {downscale}")
         if int(image_size) < 1 or int(crops_per_image) < 1:
             raise ValueError(f"image_size and crops_per_image must be positive, got {image_size}, {crops_per_image}")
+        train_only = {"random_scale": random_scale, "random_rotation": random_rotation, "random_aspect": random_aspect}
+        if split in _EVAL_SPLITS and any(v not in (None, False) for v in train_only.values()):
+            given = ", ".join(k for k, v in train_only.items() if v not in (None, False))
+            raise ValueError(
+                f"{given} draw random training crops and apply to split='train' only (set them under data.train); "
+                f"the {split} crops are a fixed grid"
+            )
         scale = float_pair(random_scale, "random_scale")
         if scale is not None and scale[0] < 1.0:
             raise ValueError(f"random_scale must satisfy 1 <= lo <= hi, got {scale}")
