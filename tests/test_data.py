@@ -24,7 +24,7 @@ from dirac.data import (
     load_image,
     split_of,
 )
-from dirac.data.embedded import _ROTATION_PAD, _original_photo, _rotated_crop, rotated_box_reach
+from dirac.data.embedded import _ROTATION_PAD, _original_photo, _rotated_crop, max_box_reach, rotated_box_reach
 from dirac.data.transforms import pil_to_tensor
 from dirac.factory import dataset_from_config
 
@@ -343,6 +343,25 @@ def test_photo_train_crops_with_random_aspect(rotation: bool) -> None:
         dataset_from_config({"name": "photos", "random_scale": [2.0, 4.0]}, "test")  # a key meant for data.train
     with pytest.raises(ValueError, match="data has no name.*data=photos"):
         dataset_from_config({"eval": {"random_rotation": True}}, "test")  # +data.eval.KEY without a data group
+
+
+def test_turned_or_stretched_crops_never_upsample() -> None:
+    """At every drawn angle and aspect the crop's factor stays >= 1 (no photograph pixel is stretched over more
+    than one crop pixel); photographs too small for the widest crop at factor 1 are left out, not upsampled."""
+    for a in (0.5, 0.8, 1.0, 1.6):
+        worst = max(max(rotated_box_reach(angle, a)) for angle in np.linspace(0.0, 360.0, 3601))
+        assert max_box_reach(True, (a, a)) == pytest.approx(worst, rel=1e-5)
+        assert max_box_reach(False, (a, a)) == pytest.approx(max(rotated_box_reach(0.0, a)))
+    for kw in (
+        {"random_rotation": True},
+        {"random_aspect": (0.3, 3.0)},
+        {"random_rotation": True, "random_aspect": (0.7, 1.4)},
+    ):
+        ds = PhotoCrops("train", image_size=120, length=60, random_scale=(1.0, 1.5), min_std=0.0, **kw)
+        assert "text" not in ds.sources and "rocket" in ds.sources  # text is 172 px high: too small here
+        assert min(ds.crop_info(i)["downscale"] for i in range(len(ds))) >= 1.0
+    with pytest.raises(ValueError, match="at least 1419 px.*image_size=1000"):
+        PhotoCrops("train", image_size=1000, random_rotation=True, length=1)  # retina: 1411 px
 
 
 def test_rotated_dataset_crops_of_constant_photographs_are_constant(monkeypatch) -> None:

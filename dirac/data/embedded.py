@@ -216,9 +216,17 @@ class PhotoCrops(Dataset):
                 self._items += [(name, t, l) for t, l in _grid_positions(h, w, size, self.crops_per_image)]
             self.length = len(self._items)
         else:
-            usable = tuple(n for n in self.sources if min(_original_photo(n).size) >= size)
+            # a photograph must hold the widest crop at factor 1, so the factor cap of _train_item never upsamples
+            need = size * max_box_reach(random_rotation, self.random_aspect) + (
+                2 * _ROTATION_PAD if random_rotation else 0
+            )
+            usable = tuple(n for n in self.sources if min(_original_photo(n).size) >= need)
             if not usable:
-                raise ValueError(f"no training photograph is at least {size} px on its shorter side")
+                raise ValueError(
+                    f"no training photograph is at least {math.ceil(need)} px on its shorter side, as "
+                    f"image_size={size} needs with these random_rotation/random_aspect settings; lower image_size "
+                    f"or narrow them"
+                )
             self.sources = usable
             self.length = 4096 if length is None else int(length)
             if self.length < 1:
@@ -303,6 +311,15 @@ def rotated_box_reach(angle: float, aspect: float = 1.0) -> tuple[float, float]:
     degrees: (√a|cos θ| + |sin θ|/√a, √a|sin θ| + |cos θ|/√a); |cos θ| + |sin θ| (1 to √2) twice for a square."""
     c, s, r = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle))), math.sqrt(aspect)
     return r * c + s / r, r * s + c / r
+
+
+def max_box_reach(rotation: bool, aspect: tuple[float, float] | None) -> float:
+    """The most that ``rotated_box_reach`` reaches along either axis over the drawn angles and aspects:
+    √(a + 1/a) at the extreme a when turned (√2 for squares), else max(√a_hi, 1/√a_lo, 1)."""
+    lo, hi = aspect if aspect is not None else (1.0, 1.0)
+    if rotation:
+        return max(math.sqrt(a + 1.0 / a) for a in (lo, hi))
+    return max(math.sqrt(hi), 1.0 / math.sqrt(lo), 1.0)
 
 
 def _rotated_crop(
