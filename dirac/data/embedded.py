@@ -181,8 +181,8 @@ class PhotoCrops(Dataset):
         if int(image_size) < 1 or int(crops_per_image) < 1:
             raise ValueError(f"image_size and crops_per_image must be positive, got {image_size}, {crops_per_image}")
         train_only = {"random_scale": random_scale, "random_rotation": random_rotation, "random_aspect": random_aspect}
-        if split in _EVAL_SPLITS and any(v not in (None, False) for v in train_only.values()):
-            given = ", ".join(k for k, v in train_only.items() if v not in (None, False))
+        given = ", ".join(k for k, v in train_only.items() if v not in (None, False))
+        if split in _EVAL_SPLITS and given:
             raise ValueError(
                 f"{given} draw random training crops and apply to split='train' only (set them under data.train); "
                 f"the {split} crops are a fixed grid"
@@ -315,11 +315,11 @@ def rotated_box_reach(angle: float, aspect: float = 1.0) -> tuple[float, float]:
 
 def max_box_reach(rotation: bool, aspect: tuple[float, float] | None) -> float:
     """The most that ``rotated_box_reach`` reaches along either axis over the drawn angles and aspects:
-    √(a + 1/a) at the extreme a when turned (√2 for squares), else max(√a_hi, 1/√a_lo, 1)."""
+    √(a + 1/a) at the extreme a when turned (√2 for squares), else max(√a_hi, 1/√a_lo) (>= 1 as lo <= hi)."""
     lo, hi = aspect if aspect is not None else (1.0, 1.0)
     if rotation:
         return max(math.sqrt(a + 1.0 / a) for a in (lo, hi))
-    return max(math.sqrt(hi), 1.0 / math.sqrt(lo), 1.0)
+    return max(math.sqrt(hi), 1.0 / math.sqrt(lo))
 
 
 def _rotated_crop(
