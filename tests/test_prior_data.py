@@ -12,7 +12,7 @@ from helpers import tiny_training, train_tiny
 
 from dirac.checkpoint import read_weights
 from dirac.data import FaceCrops, PhotoCrops
-from dirac.data.augment import Augmented, augment_image
+from dirac.data.augment import Augmented, augment_image, hue_rotation_matrix
 from dirac.data.procedural import DeadLeaves, ProceduralMix
 from dirac.factory import dataset_from_config
 from dirac.training import TrainConfig, lr_factor
@@ -73,6 +73,30 @@ def test_jitter_and_shift_keep_values_in_range_and_constants_constant():
     assert y.min() >= 0 and y.max() <= 1
     flat = augment_image(torch.full((1, 16, 16), 0.4), rng, shift=3, scale=(0.8, 1.2))
     assert torch.allclose(flat, torch.full_like(flat, 0.4), atol=1e-6)
+
+
+def test_hue_rotation_is_a_rotation_about_grey_whose_third_turn_cycles_the_channels():
+    for degrees in (-170.0, -35.0, 0.0, 60.0, 179.0):
+        r = hue_rotation_matrix(degrees, torch.float64)
+        assert torch.allclose(r @ r.T, torch.eye(3, dtype=torch.float64), atol=1e-12)  # orthogonal
+        assert torch.allclose(r @ torch.ones(3, dtype=torch.float64), torch.ones(3, dtype=torch.float64))  # grey fixed
+        assert torch.linalg.det(r).item() == pytest.approx(1.0)
+    cycle = hue_rotation_matrix(120.0, torch.float64)
+    assert torch.allclose(cycle, cycle.round(), atol=1e-12) and torch.allclose(cycle.sum(0), torch.ones(3).double())
+    assert not torch.allclose(cycle, torch.eye(3, dtype=torch.float64))  # a 3-cycle of R, G, B
+
+
+def test_hue_augmentation_keeps_grey_levels_and_leaves_grey_images_alone():
+    x = 0.4 + 0.2 * torch.rand(3, 8, 8)  # chroma below 0.17 around a grey in [0.4, 0.6]: no turn leaves [0, 1]
+    ys = [augment_image(x, np.random.default_rng(seed), hue=180.0) for seed in range(4)]
+    inside = [y for y in ys if 0 < y.min() and y.max() < 1]  # unclamped: grey level and chroma magnitude kept
+    assert len(inside) == len(ys) and all(torch.allclose(y.mean(0), x.mean(0), atol=1e-5) for y in inside)
+    assert all(torch.allclose((y - y.mean(0)).norm(dim=0), (x - x.mean(0)).norm(dim=0), atol=1e-5) for y in inside)
+    assert any(not torch.allclose(y, x, atol=1e-3) for y in ys)
+    g = torch.rand(1, 8, 8)
+    assert torch.equal(augment_image(g, np.random.default_rng(0), hue=90.0), g)
+    with pytest.raises(ValueError, match="augment.hue"):
+        Augmented(PhotoCrops("train", image_size=16, length=2), hue=270)
 
 
 def test_augmented_dataset_is_reproducible_and_rejects_unknown_keys():

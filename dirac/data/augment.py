@@ -6,6 +6,10 @@ run, or any DataLoader worker, reproduces it. The operations keep pixel values i
 * ``dihedral``: one of the 8 symmetries of the square (90° rotations × mirror) — natural-image statistics
   are nearly invariant to them; faces are not (keep it off there and use ``hflip`` of the dataset).
 * ``color_permute``: a random permutation of the RGB channels.
+* ``hue`` (degrees): a hue rotation, x ↦ R_θ x with R_θ the rotation about the grey axis k = (1, 1, 1)/√3
+  (Rodrigues: R = cos θ I + sin θ [k]× + (1 − cos θ) k kᵀ) and θ ~ U[−hue, hue]; it keeps each pixel's grey
+  level and chroma magnitude and turns its colour continuously (RGB permutations are six of its discrete cases
+  composed with mirrors); clamped to [0, 1].
 * ``jitter``: brightness/contrast/saturation: x ↦ m + c·(x − m) + b, grey-mixing by s, with c, s ∈
   [1 − j, 1 + j] log-uniform and b ∈ [−j/2, j/2]; clamped to [0, 1].
 * ``shift`` (pixels) and ``scale`` (lo, hi): a small random translation and zoom (bilinear, reflected
@@ -25,7 +29,7 @@ from torch.utils.data import Dataset
 from ._util import check_index, float_pair
 from .transforms import item_rng
 
-__all__ = ["Augmented", "augment_image"]
+__all__ = ["Augmented", "augment_image", "hue_rotation_matrix"]
 
 _SALT = 7_777  # keeps the augmentation stream apart from the dataset's own (seed, epoch, index) stream
 
@@ -40,6 +44,20 @@ def _jitter(x: torch.Tensor, rng: np.random.Generator, j: float) -> torch.Tensor
         grey = x.mean(dim=0, keepdim=True)
         x = grey + s * (x - grey)
     return x.clamp(0.0, 1.0)
+
+
+def hue_rotation_matrix(degrees: float, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``R = cos θ I + sin θ [k]× + (1 − cos θ) k kᵀ``: the 3×3 rotation by θ about the grey axis k = 1/√3."""
+    theta = math.radians(degrees)
+    c = 1.0 / math.sqrt(3.0)
+    cross = torch.tensor([[0.0, -c, c], [c, 0.0, -c], [-c, c, 0.0]], dtype=dtype)
+    outer = torch.full((3, 3), c * c, dtype=dtype)
+    return math.cos(theta) * torch.eye(3, dtype=dtype) + math.sin(theta) * cross + (1.0 - math.cos(theta)) * outer
+
+
+def _hue_rotation(x: torch.Tensor, rng: np.random.Generator, max_degrees: float) -> torch.Tensor:
+    rot = hue_rotation_matrix(rng.uniform(-max_degrees, max_degrees), x.dtype)
+    return torch.einsum("ij,jhw->ihw", rot, x).clamp(0.0, 1.0)
 
 
 def _shift_scale(x: torch.Tensor, rng: np.random.Generator, shift: float, scale: tuple[float, float]) -> torch.Tensor:
@@ -59,6 +77,7 @@ def augment_image(
     jitter: float = 0.0,
     shift: float = 0.0,
     scale: Sequence[float] | None = None,
+    hue: float = 0.0,
 ) -> torch.Tensor:
     """One random augmentation of a ``(C, H, W)`` image in [0, 1] (see the module docstring)."""
     if shift > 0 or scale is not None:
@@ -69,6 +88,8 @@ def augment_image(
         x = x.flip(-1) if flip else x
     if color_permute and x.shape[0] == 3:
         x = x[torch.from_numpy(rng.permutation(3))]
+    if hue > 0 and x.shape[0] == 3:
+        x = _hue_rotation(x, rng, float(hue))
     if jitter > 0:
         x = _jitter(x, rng, float(jitter))
     return x.clamp(0.0, 1.0).contiguous()
@@ -78,12 +99,14 @@ class Augmented(Dataset):
     """``base`` with :func:`augment_image` applied to every item (``options`` are its keyword arguments)."""
 
     def __init__(self, base: Dataset, seed: int = 0, **options) -> None:
-        known = {"dihedral", "color_permute", "jitter", "shift", "scale"}
+        known = {"dihedral", "color_permute", "jitter", "shift", "scale", "hue"}
         unknown = set(options) - known
         if unknown:
             raise ValueError(f"unknown data.train.augment keys {sorted(unknown)}; known: {sorted(known)}")
         if not 0.0 <= float(options.get("jitter", 0.0)) < 1.0 or float(options.get("shift", 0.0)) < 0:
             raise ValueError(f"data.train.augment needs 0 <= jitter < 1 and shift >= 0, got {options}")
+        if not 0.0 <= float(options.get("hue", 0.0)) <= 180.0:
+            raise ValueError(f"data.train.augment.hue is a rotation in degrees in [0, 180], got {options['hue']}")
         float_pair(options.get("scale"), "data.train.augment.scale")
         self.base, self.seed, self.epoch, self.options = base, int(seed), 0, options
 
