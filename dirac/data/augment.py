@@ -8,8 +8,8 @@ run, or any DataLoader worker, reproduces it. The operations keep pixel values i
 * ``color_permute``: a random permutation of the RGB channels.
 * ``hue`` (degrees): a hue rotation, x ↦ R_θ x with R_θ the rotation about the grey axis k = (1, 1, 1)/√3
   (Rodrigues: R = cos θ I + sin θ [k]× + (1 − cos θ) k kᵀ) and θ ~ U[−hue, hue]; it keeps each pixel's grey
-  level and chroma magnitude and turns its colour continuously (RGB permutations are six of its discrete cases
-  composed with mirrors); clamped to [0, 1].
+  level and chroma magnitude and turns its colour continuously (the cyclic RGB permutations are its turns by
+  ±120°; the other three are mirrors, not rotations); clamped to [0, 1].
 * ``jitter``: brightness/contrast/saturation: x ↦ m + c·(x − m) + b, grey-mixing by s, with c, s ∈
   [1 − j, 1 + j] log-uniform and b ∈ [−j/2, j/2]; clamped to [0, 1].
 * ``shift`` (pixels) and ``scale`` (lo, hi): a small random translation and zoom (bilinear, reflected
