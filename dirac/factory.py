@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from .models import NCSNppConfig, Reconstructor, build_ncsnpp, count_parameters
 from .sampling import ReverseSampler, build_guidance
 from .scheduling import greedy_schedule, mse_distance
 from .shipped import resolve_checkpoint
+from .symmetry import GROUPS, is_group
 
 
 def _one_line(e: BaseException, limit: int = 300) -> str:
@@ -87,10 +89,24 @@ def model_from_config(cfg: dict[str, Any], where: str = "model") -> torch.nn.Mod
 
 
 # the loss keys a config may leave out, with the value that means (older runs lack the later ones)
-LOSS_DEFAULTS: dict[str, float | str] = {"t_min": 1e-3, "t_final_prob": 0.0, "norm": "l2"}
+LOSS_DEFAULTS: dict[str, float | str | None] = {
+    "t_min": 1e-3,
+    "t_final_prob": 0.0,
+    "norm": "l2",
+    "teacher": None,
+    "teacher_weight": 0.5,
+    "teacher_group": "dihedral",
+}
 
 
-def loss_from_config(process: DegradationProcess, cfg: dict[str, Any]) -> IncrementalReconstructionLoss:
+def loss_from_config(
+    process: DegradationProcess, cfg: dict[str, Any], teacher: Callable[..., torch.Tensor] | None = None
+) -> IncrementalReconstructionLoss:
+    """The loss of the ``loss`` config group; ``teacher`` (built by the caller from ``loss.teacher``, which this
+    only validates) is the distillation target's source."""
+    group = cfg.get("teacher_group", LOSS_DEFAULTS["teacher_group"])
+    if not is_group(group):
+        raise ValueError(f"loss.teacher_group={group!r} is not a symmetry group; choose one of {sorted(GROUPS)}")
     try:
         return IncrementalReconstructionLoss(
             process,
@@ -99,6 +115,8 @@ def loss_from_config(process: DegradationProcess, cfg: dict[str, Any]) -> Increm
             t_min=config_number(cfg, "t_min", "loss", float, LOSS_DEFAULTS["t_min"]),
             t_final_prob=config_number(cfg, "t_final_prob", "loss", float, LOSS_DEFAULTS["t_final_prob"]),
             norm=str(cfg.get("norm", LOSS_DEFAULTS["norm"])),
+            teacher=teacher,
+            teacher_weight=config_number(cfg, "teacher_weight", "loss", float, LOSS_DEFAULTS["teacher_weight"]),
         )
     except ValueError as e:
         msg = str(e)

@@ -38,6 +38,8 @@ class IncrementalReconstructionLoss:
         t_min: float = 1e-3,
         t_final_prob: float = 0.0,
         norm: str = "l2",
+        teacher: Callable[[Tensor, Tensor, torch.Generator | None], Tensor] | None = None,
+        teacher_weight: float = 0.0,
     ) -> None:
         if not 0.0 <= delta_t <= 1.0:
             raise ValueError(f"delta_t must lie in [0, 1], got {delta_t}")
@@ -47,12 +49,16 @@ class IncrementalReconstructionLoss:
             raise ValueError(f"loss.t_final_prob must lie in [0, 1], got {t_final_prob}")
         if norm not in NORMS:
             raise ValueError(f"unknown loss.norm {norm!r}; choose one of {NORMS}")
+        if not 0.0 <= teacher_weight <= 1.0:
+            raise ValueError(f"loss.teacher_weight must lie in [0, 1], got {teacher_weight}")
         self.process = process
         self.delta_t = float(delta_t)
         self.weighting = weighting
         self.t_min = float(t_min)
         self.t_final_prob = float(t_final_prob)
         self.norm = norm
+        self.teacher = teacher
+        self.teacher_weight = float(teacher_weight)
 
     def sample_times(self, batch: int, like: Tensor, generator: torch.Generator | None = None) -> Tensor:
         """``t ~ U(t_min, 1]`` per image; with probability ``t_final_prob`` instead ``t = 1`` exactly, the
@@ -94,4 +100,12 @@ class IncrementalReconstructionLoss:
         t = self.sample_times(x0.shape[0], x0, generator)
         proc = self.process.draw(x0.shape[0], generator)  # random masks: fresh masks per batch
         y_t = proc.sample(x0, t, generator)
-        return self.per_sample(model, x0, t, y_t, proc).mean()
+        target = self.target(x0, y_t, t, generator)
+        return self.per_sample(model, target, t, y_t, proc).mean()
+
+    def target(self, x0: Tensor, y_t: Tensor, t: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """``x0``, or with a teacher ``(1 − w) x0 + w T(y_t, t)`` (:mod:`dirac.distillation`; ``w`` =
+        ``teacher_weight``): the image the prediction is compared with after ``A_τ``."""
+        if self.teacher is None or self.teacher_weight == 0.0:
+            return x0
+        return torch.lerp(x0, self.teacher(y_t, t, generator).to(x0.dtype), self.teacher_weight)

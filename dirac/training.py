@@ -174,6 +174,8 @@ class Trainer:
         if config.compile:
             net.compile_unet(config.compile_backend)  # in place: parameter names (checkpoints) unchanged
         self.model = Reconstructor(net, process.noise)
+        if loss.teacher is not None and hasattr(loss.teacher, "to"):
+            loss.teacher.to(self.acc.device)  # a distillation teacher (frozen) computes beside the model
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         # one scheduler step per optimiser step, on the global step: not handed to accelerate.prepare, whose

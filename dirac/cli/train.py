@@ -64,6 +64,9 @@ SAFE_TO_CHANGE = (
 ADDED_LATER = {
     "loss.t_final_prob": LOSS_DEFAULTS["t_final_prob"],
     "loss.norm": LOSS_DEFAULTS["norm"],
+    "loss.teacher": LOSS_DEFAULTS["teacher"],
+    "loss.teacher_weight": LOSS_DEFAULTS["teacher_weight"],
+    "loss.teacher_group": LOSS_DEFAULTS["teacher_group"],
     "data.train.random_rotation": False,
     "data.train.random_aspect": None,
 }
@@ -223,6 +226,40 @@ def _init_source(c: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any, dict[
     return model.net.state_dict(), (process if same else None), record
 
 
+def _load_teacher(c: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]] | None:
+    """``loss.teacher`` (self-ensemble distillation): ``(Reconstructor, its process, record for the run state)``
+    from the EMA weights of a checkpoint folder or shipped model; ``None`` when unset."""
+    source = c["loss"].get("teacher")
+    if not source:
+        return None
+    from dirac.factory import load_checkpoint
+    from dirac.stopping_choice import weights_fingerprint
+
+    try:
+        folder = resolve_checkpoint(source)
+        model, process, _ = load_checkpoint(folder, ema=True)
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"loss.teacher={source}: {' '.join(str(e).split())}") from None
+    group = c["loss"].get("teacher_group", LOSS_DEFAULTS["teacher_group"])
+    return model, process, {"path": str(source), "weights": weights_fingerprint(folder, ema=True), "group": group}
+
+
+def _distillation_teacher(c: dict[str, Any], loaded: tuple[Any, Any, dict[str, Any]] | None, process: Any) -> Any:
+    """The :class:`~dirac.distillation.SelfEnsembleTeacher` of a loaded ``loss.teacher``, refused unless it was
+    trained on this run's process (the same ``A_t`` and ``σ(t)``, so its ``t`` means this run's ``t``)."""
+    if loaded is None:
+        return None
+    from dirac.distillation import SelfEnsembleTeacher
+
+    model, theirs, record = loaded
+    if theirs.to_dict() != process.to_dict():
+        raise ValueError(
+            f"loss.teacher={record['path']} was trained on another degradation process or schedule than this run; "
+            f"distil a model of the same degradation and schedule (e.g. the one named in init_from)"
+        )
+    return SelfEnsembleTeacher(model, process, record["group"])
+
+
 def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = None) -> dict[str, Any]:
     """Train (or resume) the run in ``out`` with the resolved config ``c``; returns the summary. ``on_start`` runs
     once every check has passed, before the first file is written."""
@@ -239,17 +276,21 @@ def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = No
     net = model_from_config(c["model"])  # a size the network cannot take fails before any data work
     loss_from_config(process_from_config(c["degradation"]), c["loss"])  # bad values fail before the schedule
     init = _init_source(c) if resume_from is None else None  # a resumed run already holds its weights
+    loaded_teacher = _load_teacher(c)
     train_set = dataset_from_config(c["data"], "train")
     val_set = dataset_from_config(c["data"], "val")
     if init is not None and init[1] is not None:
         process = init[1]
     else:  # the main process's schedule on every rank (a data-dependent computation must not differ per device)
         process = broadcast(_process(c, state, train_set) if is_main() else None)
+    teacher = _distillation_teacher(c, loaded_teacher, process)
     if on_start is not None:
         on_start()
     on_main(write_json, out / "schedule.json", process.schedule.to_dict())
     log.info("model: %.2f M parameters; process: %s", count_parameters(net) / 1e6, process)
     run_state = {"config": c, "model": c["model"], "data": c["data"]}
+    if loaded_teacher is not None:
+        run_state["teacher"] = loaded_teacher[2]
     if init is not None:
         run_state["init_from"] = init[2]
     elif state is not None and "init_from" in state:
@@ -257,7 +298,7 @@ def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = No
     if state is not None:
         history = list(state.get("config_changes", []))
         run_state["config_changes"] = history + ([{"step": state["step"], "changes": changes}] if changes else [])
-    trainer = _make_trainer(c, tcfg, net, process, train_set, val_set, out, run_state)
+    trainer = _make_trainer(c, tcfg, net, process, train_set, val_set, out, run_state, teacher)
     on_main(trainer.clean_partial_writes)  # leftovers of a killed write (the main process holds the run lock)
     if init is not None:
         trainer.load_initial_weights(init[0])
@@ -278,7 +319,7 @@ def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = No
     return summary
 
 
-def _make_trainer(c, tcfg, net, process, train_set, val_set, out, run_state) -> Trainer:
+def _make_trainer(c, tcfg, net, process, train_set, val_set, out, run_state, teacher=None) -> Trainer:
     logger = c.get("logger", {"backend": "none"})
     log_with = "wandb" if logger["backend"] == "wandb" else None
     tracker_init = {}
@@ -288,7 +329,7 @@ def _make_trainer(c, tcfg, net, process, train_set, val_set, out, run_state) -> 
     return Trainer(
         net,
         process,
-        loss_from_config(process, c["loss"]),
+        loss_from_config(process, c["loss"], teacher),
         train_set,
         val_set,
         tcfg,
