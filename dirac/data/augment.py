@@ -18,6 +18,7 @@ run, or any DataLoader worker, reproduces it. The operations keep pixel values i
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Sequence
 
@@ -95,14 +96,17 @@ def augment_image(
     return x.clamp(0.0, 1.0).contiguous()
 
 
+AUGMENT_KEYS = frozenset(inspect.signature(augment_image).parameters) - {"x", "rng"}
+"""The ``data.train.augment`` keys: :func:`augment_image`'s keyword arguments (one list to keep)."""
+
+
 class Augmented(Dataset):
     """``base`` with :func:`augment_image` applied to every item (``options`` are its keyword arguments)."""
 
     def __init__(self, base: Dataset, seed: int = 0, **options) -> None:
-        known = {"dihedral", "color_permute", "jitter", "shift", "scale", "hue"}
-        unknown = set(options) - known
+        unknown = set(options) - AUGMENT_KEYS
         if unknown:
-            raise ValueError(f"unknown data.train.augment keys {sorted(unknown)}; known: {sorted(known)}")
+            raise ValueError(f"unknown data.train.augment keys {sorted(unknown)}; known: {sorted(AUGMENT_KEYS)}")
         if not 0.0 <= float(options.get("jitter", 0.0)) < 1.0 or float(options.get("shift", 0.0)) < 0:
             raise ValueError(f"data.train.augment needs 0 <= jitter < 1 and shift >= 0, got {options}")
         if not 0.0 <= float(options.get("hue", 0.0)) <= 180.0:
