@@ -198,13 +198,9 @@ def _process(c: dict[str, Any], state: dict[str, Any] | None, train_set: Any):
     return process.with_schedule(schedule_from_config(process, images, c["schedule"]))
 
 
-def _init_source(c: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any, dict[str, Any]] | None:
-    """``init_from`` (fine-tuning): the EMA weights of a checkpoint folder or shipped model, its process when this
-    run's degradation and schedule configs equal the ones it was trained with (so t keeps its meaning; ``None``:
-    compute a fresh schedule), and a record for the run state. ``None`` when ``init_from`` is unset."""
-    source = c.get("init_from")
-    if not source:
-        return None
+def _load_named(key: str, source: str) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
+    """The checkpoint folder or shipped model that config key ``key`` names, from its EMA weights:
+    ``(Reconstructor, process, state, record {path, weights fingerprint})``; a bad one is named in one line."""
     from dirac.factory import load_checkpoint
     from dirac.stopping_choice import weights_fingerprint
 
@@ -212,7 +208,18 @@ def _init_source(c: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any, dict[
         folder = resolve_checkpoint(source)
         model, process, state = load_checkpoint(folder, ema=True)
     except (OSError, ValueError, KeyError) as e:
-        raise ValueError(f"init_from={source}: {' '.join(str(e).split())}") from None
+        raise ValueError(f"{key}={source}: {' '.join(str(e).split())}") from None
+    return model, process, state, {"path": str(source), "weights": weights_fingerprint(folder, ema=True)}
+
+
+def _init_source(c: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any, dict[str, Any]] | None:
+    """``init_from`` (fine-tuning): the EMA weights of a checkpoint folder or shipped model, its process when this
+    run's degradation and schedule configs equal the ones it was trained with (so t keeps its meaning; ``None``:
+    compute a fresh schedule), and a record for the run state. ``None`` when ``init_from`` is unset."""
+    source = c.get("init_from")
+    if not source:
+        return None
+    model, process, state, record = _load_named("init_from", source)
     # dropout has no parameters: a fine-tune may switch it on or off (a regulariser, not the architecture)
     theirs, ours = (replace(NCSNppConfig.from_dict(dict(m)), dropout=0.0) for m in (state["model"], c["model"]))
     if theirs != ours:  # defaults filled
@@ -222,8 +229,7 @@ def _init_source(c: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any, dict[
         )
     old = state.get("config") or {}
     same = old.get("degradation") == c["degradation"] and old.get("schedule") == c["schedule"]
-    record = {"path": str(source), "weights": weights_fingerprint(folder, ema=True), "schedule_kept": same}
-    return model.net.state_dict(), (process if same else None), record
+    return model.net.state_dict(), (process if same else None), {**record, "schedule_kept": same}
 
 
 def _load_teacher(c: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]] | None:
@@ -232,16 +238,8 @@ def _load_teacher(c: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]] | None:
     source = c["loss"].get("teacher")
     if not source:
         return None
-    from dirac.factory import load_checkpoint
-    from dirac.stopping_choice import weights_fingerprint
-
-    try:
-        folder = resolve_checkpoint(source)
-        model, process, _ = load_checkpoint(folder, ema=True)
-    except (OSError, ValueError, KeyError) as e:
-        raise ValueError(f"loss.teacher={source}: {' '.join(str(e).split())}") from None
-    group = c["loss"].get("teacher_group", LOSS_DEFAULTS["teacher_group"])
-    return model, process, {"path": str(source), "weights": weights_fingerprint(folder, ema=True), "group": group}
+    model, process, _, record = _load_named("loss.teacher", source)
+    return model, process, {**record, "group": c["loss"].get("teacher_group", LOSS_DEFAULTS["teacher_group"])}
 
 
 def _distillation_teacher(c: dict[str, Any], loaded: tuple[Any, Any, dict[str, Any]] | None, process: Any) -> Any:
