@@ -102,8 +102,9 @@ LOSS_DEFAULTS: dict[str, float | str | None] = {
 def loss_from_config(
     process: DegradationProcess, cfg: dict[str, Any], teacher: Callable[..., torch.Tensor] | None = None
 ) -> IncrementalReconstructionLoss:
-    """The loss of the ``loss`` config group; ``teacher`` (built by the caller from ``loss.teacher``, which this
-    only validates) is the distillation target's source."""
+    """The loss of the ``loss`` config group (``teacher_group`` and ``teacher_weight`` checked here); ``teacher``,
+    built by the caller from the checkpoint ``loss.teacher`` names (I/O stays in the CLI), is the distillation
+    target's source."""
     group = cfg.get("teacher_group", LOSS_DEFAULTS["teacher_group"])
     if not is_group(group):
         raise ValueError(f"loss.teacher_group={group!r} is not a symmetry group; choose one of {sorted(GROUPS)}")

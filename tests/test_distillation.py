@@ -78,10 +78,14 @@ def test_distilling_the_models_own_prediction_scales_the_loss_by_one_minus_the_w
         IncrementalReconstructionLoss(BLUR, teacher_weight=1.5)
 
 
-def test_the_training_cli_distils_a_checkpoint_and_refuses_a_teacher_of_another_process(tmp_path):
+def test_the_training_cli_distils_a_checkpoint_and_refuses_a_teacher_of_another_process(tmp_path, monkeypatch):
     first = train_tiny(tmp_path / "a", [*tiny_training(), "trainer.max_steps=2"])
     run = [*tiny_training(), "trainer.max_steps=2", f"init_from={first}", f"loss.teacher={first}"]
+    calls = []
+    original = SelfEnsembleTeacher.__call__
+    monkeypatch.setattr(SelfEnsembleTeacher, "__call__", lambda self, *a: calls.append(1) or original(self, *a))
     tuned = train_tiny(tmp_path / "b", [*run, "loss.teacher_weight=1.0"])
+    assert len(calls) == 2  # the trainer's loss asked the teacher once per step
     state = json.loads((tuned / "state.json").read_text())
     assert state["teacher"]["group"] == "dihedral" and state["teacher"]["weights"].startswith("sha256:")
     with pytest.raises(SystemExit, match="loss.teacher=.*another degradation process"):
