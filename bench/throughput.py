@@ -5,7 +5,10 @@ Batch sizes are 1, 4, 16, … (powers of 4) up to ``--batch-size``, plus ``--bat
 ``NFE · F / W`` is the sampler's efficiency against its network forwards (1 = no overhead); the speed-up columns
 compare each batch size with batch 1 per image.
 
-    python bench/throughput.py [--model small] [--batch-size 64] [--steps 10] [--reps 2] [--threads 1]
+With ``--input tikhonov`` (a ``model.input=tikhonov`` network) the same network is also timed on the plain
+measurement in the same run, and ``F/F_y`` is the cost per NFE of the Tikhonov input relative to it.
+
+    python bench/throughput.py [--model small] [--input measurement] [--batch-size 64] [--steps 10] [--reps 2]
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import torch
 
 from dirac.factory import sampler_from_config
 from dirac.models import Reconstructor, build_ncsnpp
+from dirac.models.ncsnpp import INPUTS
 
 try:
     from . import _benchutil as bu
@@ -31,6 +35,8 @@ QUICK = {"model": "tiny", "image_size": 16, "batch_size": 4, "reps": 1, "steps":
 def build_parser() -> argparse.ArgumentParser:
     p = bu.common_parser(__doc__.splitlines()[0], steps=True)
     p.add_argument("--process", choices=("blur", "inpaint"), default="blur")
+    p.add_argument("--input", choices=INPUTS, default="measurement", help="model.input of the network")
+    p.add_argument("--tikhonov-lambda", type=float, default=0.05623, help="model.tikhonov_lambda (blur's val λ)")
     return p
 
 
@@ -47,8 +53,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     args = bu.resolve(args, NORMAL, QUICK)
     env = bu.env_info()
     process = bu.processes(args.image_size)[args.process]
-    net = build_ncsnpp(args.model, image_size=args.image_size).eval()
-    model = Reconstructor(net, process.noise)
+    net = build_ncsnpp(
+        args.model, image_size=args.image_size, input=args.input, tikhonov_lambda=args.tikhonov_lambda
+    ).eval()
+    model = Reconstructor(net, process.noise, process)
+    twin = build_ncsnpp(args.model, image_size=args.image_size).eval()  # the same weights on y_t: F / F_y is
+    twin.load_state_dict(net.state_dict())  # what the input costs per NFE
+    plain = Reconstructor(twin, process.noise)
     sampler = sampler_from_config(process, bu.sampler_settings(args.steps))
     per: dict[int, dict[str, Any]] = {}
     for b in batch_sizes(args.batch_size):
@@ -61,11 +72,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             with torch.no_grad():
                 model(y, t1)
 
+        def forward_y(y=y, t1=t1) -> None:
+            with torch.no_grad():
+                plain(y, t1)
+
         def sample(y=y, nfe=nfe) -> None:
             nfe.append(sampler(model, y, torch.Generator().manual_seed(args.seed)).nfe)
 
         forward()  # warm-up (the sampler's first step is warm after it)
-        times = bu.measure({"F": forward, "W": sample}, reps=args.reps, warmup=0, min_time={"F": args.min_time})
+        jobs = {"F": forward, "W": sample} | ({"F_y": forward_y} if args.input != "measurement" else {})
+        times = bu.measure(jobs, reps=args.reps, warmup=0, min_time={"F": args.min_time, "F_y": args.min_time})
         f, w = times["F"]["median"], times["W"]["median"]
         per[b] = {
             "batch": b,
@@ -74,6 +90,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "forward_img_s": b / f,
             "sampler_img_s": b / w,
             "efficiency": nfe[0] * f / w,
+            "input_cost": f / times["F_y"]["median"] if "F_y" in times else 1.0,
         }
     base = per[1] if 1 in per else next(iter(per.values()))
     rows = []
@@ -88,21 +105,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 bu.fmt(r["sampler_img_s"]),
                 bu.fmt(r["sampler_img_s"] / base["sampler_img_s"]),
                 bu.fmt(r["efficiency"]),
+                bu.fmt(r["input_cost"]),
             ]
         )
     headers = ["batch", "F ms", "fwd img/s", "fwd speed-up", "sampler s", "sampler img/s", "speed-up", "NFE·F/W"]
+    headers.append("F/F_y")
     title = (
-        f"throughput: {args.model} model, {args.image_size} px, {args.process}, {args.steps} steps "
-        f"(NFE {base['nfe']}), no guidance, {args.reps} reps, threads {torch.get_num_threads()}"
+        f"throughput: {args.model} model ({args.input} input), {args.image_size} px, {args.process}, "
+        f"{args.steps} steps (NFE {base['nfe']}), no guidance, {args.reps} reps, threads {torch.get_num_threads()}"
     )
     text = title + "\n" + bu.table(headers, rows)
     print(text)
     ratios = {}
     for b, r in per.items():
         ratios[f"b{b}.efficiency"] = r["efficiency"]
+        ratios[f"b{b}.input_cost"] = r["input_cost"]
         ratios[f"b{b}.forward_speedup"] = r["forward_img_s"] / base["forward_img_s"]
         ratios[f"b{b}.sampler_speedup"] = r["sampler_img_s"] / base["sampler_img_s"]
-    return bu.publish(args, NAME, env, text, results={str(b): r for b, r in per.items()}, ratios=ratios)
+    name = NAME if args.input == "measurement" else f"{NAME}_{args.input}"
+    return bu.publish(args, name, env, text, results={str(b): r for b, r in per.items()}, ratios=ratios)
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -247,5 +247,5 @@ def load_checkpoint(folder: str | Path, ema: bool = True, device: str | torch.de
         raise CheckpointError(
             f"checkpoint {folder} does not match its model config: missing {missing[:5]}, unexpected {unexpected[:5]}"
         )
-    model = Reconstructor(net, process.noise).to(device).eval()
+    model = Reconstructor(net, process.noise, process).to(device).eval()
     return model, process, state

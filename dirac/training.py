@@ -173,7 +173,7 @@ class Trainer:
         set_seed(config.seed)
         if config.compile:
             net.compile_unet(config.compile_backend)  # in place: parameter names (checkpoints) unchanged
-        self.model = Reconstructor(net, process.noise)
+        self.model = Reconstructor(net, process.noise, process)
         if loss.teacher is not None and hasattr(loss.teacher, "to"):
             loss.teacher.to(self.acc.device)  # a distillation teacher (frozen) computes beside the model
         self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)

@@ -220,8 +220,10 @@ def _init_source(c: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any, dict[
     if not source:
         return None
     model, process, state, record = _load_named("init_from", source)
-    # dropout has no parameters: a fine-tune may switch it on or off (a regulariser, not the architecture)
-    theirs, ours = (replace(NCSNppConfig.from_dict(dict(m)), dropout=0.0) for m in (state["model"], c["model"]))
+    # dropout has no parameters: a fine-tune may switch it on or off (a regulariser, not the architecture); the
+    # network's input (model.input, model.tikhonov_lambda) has none either: a fine-tune may change what it refines
+    free = {"dropout": 0.0, "input": "measurement", "tikhonov_lambda": 0.05}
+    theirs, ours = (replace(NCSNppConfig.from_dict(dict(m)), **free) for m in (state["model"], c["model"]))
     if theirs != ours:  # defaults filled
         raise ValueError(
             f"init_from={source} holds a network of another architecture (its model config differs from this "

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 SIGMA_DATA = 0.25  # std of natural images in [0, 1]: EDM's σ_d (preconditioning and loss weighting)
 PRECONDITIONINGS = ("residual", "edm")
+INPUTS = ("measurement", "tikhonov")  # what the Reconstructor hands the network (dirac/models/reconstructor.py)
 
 
 @dataclass
@@ -38,10 +39,20 @@ class NCSNppConfig:
     dropout: float = 0.0
     norm_num_groups: int = 16
     preconditioning: str = "residual"
+    input: str = "measurement"
+    """``"measurement"``: the network sees ``y_t``; ``"tikhonov"``: it sees the Tikhonov estimate of ``x0`` from
+    ``y_t`` (:func:`~dirac.models.reconstructor.tikhonov_input`), so it learns a residual on a deconvolved image."""
+    tikhonov_lambda: float = 0.05
+    """λ of the Tikhonov input at t = 1 (σ_y); at time t it is scaled by ``(σ(t)/σ_y)²``."""
 
     def __post_init__(self) -> None:
         self.block_out_channels = tuple(int(c) for c in self.block_out_channels)
         self.attention_resolutions = tuple(int(r) for r in self.attention_resolutions)
+        if self.input not in INPUTS:
+            raise ValueError(f"unknown model.input {self.input!r}; choose one of {INPUTS}")
+        if not float(self.tikhonov_lambda) > 0:
+            raise ValueError(f"model.tikhonov_lambda must be positive, got {self.tikhonov_lambda}")
+        self.tikhonov_lambda = float(self.tikhonov_lambda)
 
     @property
     def downsample_factor(self) -> int:
