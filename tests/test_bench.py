@@ -181,3 +181,12 @@ def test_delta_t_ablation_trains_and_scores_each_look_ahead(bench_module, tmp_pa
             lo, hi = r[key]["ci"]
             assert math.isfinite(r[key]["psnr"]) and lo <= r[key]["psnr"] <= hi
     assert (tmp_path / "runs" / "delta_1" / "checkpoints" / "last").exists()
+
+
+def test_throughput_times_the_tikhonov_input_against_the_plain_one(bench_module, tmp_path):
+    """``--input tikhonov`` writes its own file with F/F_y, the cost per NFE relative to the same weights on y_t."""
+    result = bench_module("throughput").main(["--quick", "--input", "tikhonov", "--out", str(tmp_path)])
+    data = json.loads((tmp_path / "throughput_tikhonov.json").read_text())
+    assert data["config"]["input"] == "tikhonov" and not (tmp_path / "throughput.json").exists()
+    _check_ratios(data["ratios"])
+    assert any(k.endswith("input_cost") for k in result["ratios"])  # a ratio of times: positive, not asserted > 1
