@@ -11,7 +11,7 @@ from dirac.degradations import GaussianBlurProcess, GeometricNoiseSchedule, Rand
 from dirac.factory import load_checkpoint
 from dirac.metrics import psnr
 from dirac.models import Reconstructor, build_ncsnpp
-from dirac.models.reconstructor import tikhonov_input
+from dirac.models.reconstructor import TIKHONOV_INPUT_MAX_ITER, TIKHONOV_INPUT_TOL, tikhonov_input
 from tests.helpers import tiny_training, train_tiny
 
 LAM = 0.06
@@ -33,7 +33,8 @@ def test_an_untrained_network_returns_the_tikhonov_estimate_at_each_images_own_t
         out = model(y, t)
     for i in range(len(x)):
         lam = LAM * float(proc.sigma(t[i]) / proc.sigma_y) ** 2
-        alone = tikhonov(proc, y[i : i + 1], lam, t=float(t[i]), tol=1e-3, max_iter=100)
+        one = y[i : i + 1]
+        alone = tikhonov(proc, one, lam, t=float(t[i]), tol=TIKHONOV_INPUT_TOL, max_iter=TIKHONOV_INPUT_MAX_ITER)
         assert torch.allclose(out[i : i + 1], alone, atol=1e-5), i
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision: the solve stays float32
         assert torch.allclose(model(y, t), out, atol=1e-5)

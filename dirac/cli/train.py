@@ -35,6 +35,7 @@ from dirac.factory import (
 )
 from dirac.io import atomic_write, to_json, write_json
 from dirac.models import NCSNppConfig, count_parameters
+from dirac.models.ncsnpp import PARAMETER_FREE
 from dirac.runlock import RunLock
 from dirac.shipped import resolve_checkpoint
 from dirac.tracking import project_of, require_wandb, wandb_init_kwargs
@@ -220,9 +221,8 @@ def _init_source(c: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any, dict[
     if not source:
         return None
     model, process, state, record = _load_named("init_from", source)
-    # dropout has no parameters: a fine-tune may switch it on or off (a regulariser, not the architecture); the
-    # network's input (model.input, model.tikhonov_lambda) has none either: a fine-tune may change what it refines
-    free = {"dropout": 0.0, "input": "measurement", "tikhonov_lambda": 0.05}
+    # dropout (a regulariser) and the network's input (what it refines) own no parameters: a fine-tune may change them
+    free = {k: getattr(NCSNppConfig(), k) for k in PARAMETER_FREE}
     theirs, ours = (replace(NCSNppConfig.from_dict(dict(m)), **free) for m in (state["model"], c["model"]))
     if theirs != ours:  # defaults filled
         raise ValueError(

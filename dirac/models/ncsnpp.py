@@ -25,6 +25,8 @@ from torch import Tensor, nn
 SIGMA_DATA = 0.25  # std of natural images in [0, 1]: EDM's σ_d (preconditioning and loss weighting)
 PRECONDITIONINGS = ("residual", "edm")
 INPUTS = ("measurement", "tikhonov")  # what the Reconstructor hands the network (dirac/models/reconstructor.py)
+# config fields that own no parameters: a fine-tune (init_from) may change them and keep the weights
+PARAMETER_FREE = ("dropout", "input", "tikhonov_lambda")
 
 
 @dataclass

@@ -43,7 +43,6 @@ class Reconstructor(nn.Module):
         super().__init__()
         self.net = net
         self.noise = noise
-        self.input = getattr(getattr(net, "config", None), "input", "measurement")
         if self.input != "measurement":
             if process is None:
                 raise ValueError(f"a network with model.input={self.input} needs the degradation process")
@@ -53,6 +52,11 @@ class Reconstructor(nn.Module):
                     "for every batch: use model.input=measurement"
                 )
         self.process = process
+
+    @property
+    def input(self) -> str:
+        """What the network sees: ``"measurement"`` (y_t) or ``"tikhonov"`` (its config's ``input``)."""
+        return getattr(getattr(self.net, "config", None), "input", "measurement")
 
     @property
     def multiple(self) -> int:
