@@ -87,7 +87,8 @@ def test_table_alignment(bench_module):
 
 
 def test_pipeline_scale_quick(bench_module, tmp_path):
-    """Each size runs in its own process; tiled and untiled runs of one size agree to < 0.05 dB."""
+    """Each size runs in its own process; tiled and untiled runs of one size agree to < 0.1 dB (fixed seed: the
+    shipped DO stops at t = 0.98, one stochastic step)."""
     data = bench_module("pipeline_scale").main(["--quick", "--out", str(tmp_path)])
     assert json.loads((tmp_path / "pipeline_scale.json").read_text())["ratios"] == data["ratios"]
     assert all("error" not in r for r in data["results"]) and len(data["results"]) == 3
