@@ -187,6 +187,22 @@ def test_learned_peers_run_end_to_end_finite_and_data_consistent(name, process):
         assert torch.allclose(again, rec.x[1:2], atol=1e-5)
 
 
+def test_regressor_peer_with_the_tikhonov_input_refines_the_tikhonov_estimate():
+    """A ``model.input=tikhonov`` regressor (as shipped) gets x_T from y through the compare row: with a fresh,
+    zero-initialised network (Φ = identity) the row returns exactly the Tikhonov estimate at t = 1."""
+    from dirac.models.reconstructor import tikhonov_input
+
+    x = smooth_images(2, 1, 16, seed=5)
+    y = BLUR.measure(x, torch.Generator().manual_seed(0))
+    net = build_ncsnpp("tiny", channels=1, image_size=16, input="tikhonov", tikhonov_lambda=0.05)
+    net.zero_init_output()
+    row = METHODS["regressor"].build(Resources(BLUR, regressor=Reconstructor(net, BLUR.noise, BLUR).eval()), {}, "r")
+    out = row(y, [torch.Generator().manual_seed(i) for i in range(2)]).x
+    x_t = tikhonov_input(BLUR, y, torch.ones(2), 0.05)
+    assert torch.allclose(out, x_t, atol=1e-5) and not torch.allclose(out, y, atol=1e-3)
+    assert float(psnr(out.clamp(0, 1), x).mean()) > float(psnr(y, x).mean())
+
+
 class GaussianPrior(torch.nn.Module):
     """The oracle Gaussian denoiser in the shape of a loaded prior checkpoint."""
 
