@@ -5,8 +5,9 @@ Batch sizes are 1, 4, 16, … (powers of 4) up to ``--batch-size``, plus ``--bat
 ``NFE · F / W`` is the sampler's efficiency against its network forwards (1 = no overhead); the speed-up columns
 compare each batch size with batch 1 per image.
 
-With ``--input tikhonov`` (a ``model.input=tikhonov`` network) the same network is also timed on the plain
-measurement in the same run, and ``F/F_y`` is the cost per NFE of the Tikhonov input relative to it.
+With ``--input tikhonov`` or ``--input gaussian`` (a network that refines a Tikhonov or Gaussian-MMSE estimate;
+gaussian with ``--process inpaint``) the same network is also timed on the plain measurement in the same run, and
+``F/F_y`` is the cost per NFE of that input relative to it.
 
     python bench/throughput.py [--model small] [--input measurement] [--batch-size 64] [--steps 10] [--reps 2]
 """
@@ -20,7 +21,8 @@ import torch
 
 from dirac.factory import sampler_from_config
 from dirac.models import Reconstructor, build_ncsnpp
-from dirac.models.ncsnpp import INPUTS
+from dirac.models.gaussian_prior import fit_gaussian_prior
+from dirac.models.ncsnpp import INPUTS, PRIOR_BUFFERS
 
 try:
     from . import _benchutil as bu
@@ -56,9 +58,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     net = build_ncsnpp(
         args.model, image_size=args.image_size, input=args.input, tikhonov_lambda=args.tikhonov_lambda
     ).eval()
+    if args.input == "gaussian":  # its cost does not depend on the prior's values: fitted on smooth images
+        net.set_gaussian_prior(
+            *fit_gaussian_prior(
+                bu.smooth_images(64, net.config.channels, args.image_size, 0),
+                net.config.gaussian_shrinkage,
+                net.config.gaussian_smoothness,
+            )
+        )
     model = Reconstructor(net, process.noise, process)
     twin = build_ncsnpp(args.model, image_size=args.image_size).eval()  # the same weights on y_t: F / F_y is
-    twin.load_state_dict(net.state_dict())  # what the input costs per NFE
+    twin.load_state_dict({k: v for k, v in net.state_dict().items() if k not in PRIOR_BUFFERS})  # the input's cost
     plain = Reconstructor(twin, process.noise)
     sampler = sampler_from_config(process, bu.sampler_settings(args.steps))
     per: dict[int, dict[str, Any]] = {}

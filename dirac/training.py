@@ -44,6 +44,7 @@ from .io import atomic_write, save_grid, to_json
 from .losses import IncrementalReconstructionLoss
 from .metrics.fidelity import psnr
 from .models import Reconstructor
+from .models.ncsnpp import PRIOR_BUFFERS
 from .sampling import ReverseSampler
 from .tracking import log_image_files
 
@@ -359,8 +360,12 @@ class Trainer:
 
     def load_initial_weights(self, weights: dict[str, torch.Tensor]) -> None:
         """Start from given network weights (raw and EMA alike; fresh optimiser state, step 0): fine-tuning."""
-        self.acc.unwrap_model(self.model).net.load_state_dict(weights)
-        self.ema.module.net.load_state_dict(weights)
+        for net in (self.acc.unwrap_model(self.model).net, self.ema.module.net):
+            missing, unexpected = net.load_state_dict(weights, strict=False)  # a fitted input prior is not trained
+            if set(missing) - set(PRIOR_BUFFERS) or unexpected:
+                raise ValueError(
+                    f"initial weights do not fit the network: missing {missing[:5]}, extra {unexpected[:5]}"
+                )
 
     def apply_optimiser_settings(self) -> None:
         """Make the configured learning rate (and warm-up) rule after loading an optimizer/scheduler state,

@@ -35,7 +35,8 @@ from dirac.factory import (
 )
 from dirac.io import atomic_write, to_json, write_json
 from dirac.models import NCSNppConfig, count_parameters
-from dirac.models.ncsnpp import PARAMETER_FREE
+from dirac.models.gaussian_prior import fit_gaussian_prior, gaussian_fit_images
+from dirac.models.ncsnpp import PARAMETER_FREE, PRIOR_BUFFERS
 from dirac.runlock import RunLock
 from dirac.shipped import resolve_checkpoint
 from dirac.tracking import project_of, require_wandb, wandb_init_kwargs
@@ -231,7 +232,25 @@ def _init_source(c: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any, dict[
         )
     old = state.get("config") or {}
     same = old.get("degradation") == c["degradation"] and old.get("schedule") == c["schedule"]
-    return model.net.state_dict(), (process if same else None), {**record, "schedule_kept": same}
+    weights = {k: v for k, v in model.net.state_dict().items() if k not in PRIOR_BUFFERS}  # this run fits its own
+    return weights, (process if same else None), {**record, "schedule_kept": same}
+
+
+def _fit_gaussian_input(net: Any, train_set: Any) -> None:
+    """Fit the prior ``(μ, Σ)`` of a ``model.input=gaussian`` network on the training items (a fresh run; a
+    resumed run keeps the one in its checkpoint)."""
+    cfg = net.config
+    images = gaussian_fit_images(train_set)
+    if tuple(images.shape[1:]) != (cfg.channels, cfg.image_size, cfg.image_size):
+        raise ValueError(
+            f"model.input=gaussian fits a prior on {cfg.channels}x{cfg.image_size}x{cfg.image_size} images but the "
+            f"training items are {'x'.join(map(str, images.shape[1:]))}; set data.image_size=model.image_size"
+        )
+    net.set_gaussian_prior(*fit_gaussian_prior(images, cfg.gaussian_shrinkage, cfg.gaussian_smoothness))
+    log.info(
+        "Gaussian input prior fitted on %d training items (ρ=%g, ε=%g)",
+        len(images), cfg.gaussian_shrinkage, cfg.gaussian_smoothness,
+    )  # fmt: skip
 
 
 def _load_teacher(c: dict[str, Any]) -> tuple[Any, Any, dict[str, Any]] | None:
@@ -284,6 +303,8 @@ def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = No
     else:  # the main process's schedule on every rank (a data-dependent computation must not differ per device)
         process = broadcast(_process(c, state, train_set) if is_main() else None)
     teacher = _distillation_teacher(c, loaded_teacher, process)
+    if net.config.input == "gaussian" and resume_from is None:
+        _fit_gaussian_input(net, train_set)
     if on_start is not None:
         on_start()
     on_main(write_json, out / "schedule.json", process.schedule.to_dict())

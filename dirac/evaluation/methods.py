@@ -16,27 +16,37 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from torch import nn
+from torch import Tensor, nn
 
 from ..baselines import TIKHONOV_LAMBDAS, TV_LAMBDAS
 from ..baselines.wiener import WIENER_NSR
 from ..degradations import DegradationProcess
 from ..reconstruction import Restorer
-from .peer_restorers import DdrmRestorer, DiffPirRestorer, DpsRestorer, RegressorRestorer, WienerRestorer
+from .peer_restorers import (
+    DdrmRestorer,
+    DiffPirRestorer,
+    DpsRestorer,
+    GaussianPriorRestorer,
+    RegressorRestorer,
+    WienerRestorer,
+)
 from .restorers import AdmmTvRestorer, TikhonovRestorer
 
-NEEDS = ("prior", "regressor")
+NEEDS = ("prior", "regressor")  # the learned networks a method may need (Resources attributes)
+TRAIN_IMAGES = "train_images"  # a method fitted on the Dirac checkpoint's training images needs this resource
 
 
 @dataclass
 class Resources:
     """What a method is built from: the process whose ``A_1`` and ``σ_y`` made the measurements, the
     unconditional prior (a ``Reconstructor`` trained on the identity process: a denoiser ``D(x, σ)``) and the
-    supervised regressor (a ``Reconstructor`` trained at t = 1 only). ``names`` records where they came from."""
+    supervised regressor (a ``Reconstructor`` trained at t = 1 only), and the Dirac checkpoint's training images
+    (``(N, C, S, S)``, for a peer fitted on data). ``names`` records where they came from."""
 
     process: DegradationProcess
     prior: nn.Module | None = None
     regressor: nn.Module | None = None
+    train_images: Tensor | None = None
     names: dict[str, str] = field(default_factory=dict)
 
 
@@ -51,6 +61,7 @@ class Method:
     description: str = ""
     paper: Mapping[str, Any] = field(default_factory=dict)  # the paper's value of a fixed setting we shrank for CPU
     svd: bool = False  # needs the exact SVD of A_1 (dirac.baselines.spectral: diagonal or separable operators)
+    masks_only: bool = False  # needs a diagonal A_1 (a mask process)
 
     def candidates(self) -> list[dict[str, Any]]:
         """Every combination of the grid's values (one empty dict when there is nothing to tune)."""
@@ -61,11 +72,18 @@ class Method:
         """The restorer at ``fixed`` updated by ``params``; a missing network is a clear error."""
         for need in self.needs:
             if getattr(resources, need) is None:
-                raise ValueError(
-                    f"method {name or self.description!r} needs the {need} network; set compare.{need}= to a "
-                    f"checkpoint (e.g. the shipped ones listed in `python sample.py --help`)"
-                )
+                raise ValueError(f"method {name or self.description!r} {missing_need(need)}")
         return self.make(resources, **{**self.fixed, **(params or {})})
+
+
+def missing_need(need: str) -> str:
+    """Why a method cannot run without the resource ``need``, and the fix (one line, after the method's name)."""
+    if need == TRAIN_IMAGES:
+        return "needs the Dirac checkpoint's training images (its state.json names no dataset that loads here)"
+    return (
+        f"needs the {need} network; set compare.{need}= to a checkpoint (e.g. the shipped ones listed in "
+        f"`python sample.py --help`)"
+    )
 
 
 def _tikhonov(res: Resources, lam: float, regulariser: str = "laplacian") -> Restorer:
@@ -92,6 +110,10 @@ def _dps(res: Resources, **params: Any) -> Restorer:
     return DpsRestorer(res.process, res.prior, **params)
 
 
+def _gaussian(res: Resources, shrinkage: float, smoothness: float) -> Restorer:
+    return GaussianPriorRestorer(res.process, res.train_images, shrinkage, smoothness)  # type: ignore[arg-type]
+
+
 def _regressor(res: Resources) -> Restorer:
     return RegressorRestorer(res.process, res.regressor)  # type: ignore[arg-type]
 
@@ -112,6 +134,9 @@ METHODS: dict[str, Method] = {
                   "DPS (Chung et al. 2023), unconditional prior, forward + backward per step", {"steps": 1000}),
     "regressor": Method(_regressor, needs=("regressor",),
                         description="supervised regressor: same NCSN++ trained on (y, x) at t = 1 (MSE)"),
+    "gaussian": Method(_gaussian, {"shrinkage": (0.1, 0.3, 0.5, 0.7, 0.9), "smoothness": (0.1, 0.3, 1.0, 3.0)},
+                       needs=(TRAIN_IMAGES,), masks_only=True,
+                       description="learned linear prior: Gaussian fitted on the training images, posterior mean"),
 }  # fmt: skip
 
 

@@ -16,6 +16,7 @@ from ..baselines.prior import prior_denoiser, sigma_grid
 from ..baselines.spectral import SpectralOperator, spectral_operator
 from ..baselines.wiener import wiener
 from ..degradations import DegradationProcess
+from ..models.gaussian_prior import fit_gaussian_prior, gaussian_input, require_mask_process
 from ..reconstruction import GeneratorLike, Reconstruction, Restorer
 
 
@@ -112,6 +113,25 @@ class DpsRestorer(_PriorSampler):
         severity = self.process.severity(1.0, y.shape[0], like=y)
         return dps(self.denoiser, lambda x: self.process.apply(x, severity), y, self.sigmas, self.params["zeta"],
                    generator)  # fmt: skip
+
+
+class GaussianPriorRestorer(Restorer):
+    """The learned linear peer: the posterior mean ``μ + Σ M (M Σ M + σ_y² I)⁻¹ (y − m ⊙ μ)`` under a Gaussian prior
+    fitted on the Dirac checkpoint's training images, its covariance shrunk toward a smoothness covariance
+    (:mod:`dirac.models.gaussian_prior`; mask processes at the training size)."""
+
+    name = "gaussian"
+
+    def __init__(self, process: DegradationProcess, images: Tensor, shrinkage: float, smoothness: float) -> None:
+        require_mask_process(process)
+        self.process = process
+        self.mean, self.cov = fit_gaussian_prior(images, shrinkage, smoothness)
+        self.params: dict[str, Any] = {"shrinkage": float(shrinkage), "smoothness": float(smoothness)}
+
+    def __call__(self, y: Tensor, generator: GeneratorLike = None) -> Reconstruction:
+        ones = torch.ones(len(y), device=y.device)
+        x = gaussian_input(self.process, y, ones, self.mean.to(y.device), self.cov.to(y.device))
+        return Reconstruction(x, extras=dict(self.params))  # type: ignore[arg-type]
 
 
 class RegressorRestorer(Restorer):

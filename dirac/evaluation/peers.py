@@ -17,10 +17,12 @@ from typing import Any
 
 import torch
 import yaml
+from torch import Tensor
 
 from ..degradations import DegradationProcess, process_from_dict
+from ..degradations.base import MaskProcess
 from ..shipped import config_dir, shipped_models
-from .methods import METHODS, NEEDS, Method, Resources
+from .methods import METHODS, NEEDS, TRAIN_IMAGES, Method, Resources, missing_need
 
 log = logging.getLogger("dirac.sample")
 
@@ -148,14 +150,38 @@ def runnable(methods: Mapping[str, Method], res: Resources) -> tuple[dict[str, M
     for name, m in methods.items():
         missing = [n for n in m.needs if getattr(res, n) is None]
         if missing:
-            skipped[name] = f"needs the {' and '.join(missing)} network (compare.{missing[0]}= is unset or unavailable)"
-            log.info("skipping %s: %s", name, skipped[name])
+            why = (
+                missing_need(missing[0])
+                if missing[0] == TRAIN_IMAGES
+                else (f"needs the {' and '.join(missing)} network (compare.{missing[0]}= is unset or unavailable)")
+            )
         elif m.svd and no_svd:
-            skipped[name] = no_svd
-            log.info("skipping %s: %s", name, no_svd)
+            why = no_svd
+        elif m.masks_only and not isinstance(res.process, MaskProcess):
+            why = f"needs a mask (inpainting) process, not {res.process.kind}"
         else:
             keep[name] = m
+            continue
+        skipped[name] = why
+        log.info("skipping %s: %s", name, why)
     return keep, skipped
+
+
+def load_train_images(checkpoint: str, notes: list[str]) -> Tensor | None:
+    """The Dirac checkpoint's training images as a peer fitted on data sees them
+    (:func:`~dirac.models.gaussian_prior.gaussian_fit_images` of its ``data`` config), or ``None`` with a note."""
+    from ..checkpoint import read_state
+    from ..factory import dataset_from_config
+    from ..models.gaussian_prior import gaussian_fit_images
+    from ..shipped import resolve_checkpoint
+
+    data = read_state(resolve_checkpoint(checkpoint)).get("data")
+    try:
+        return gaussian_fit_images(dataset_from_config(dict(data), "train"))
+    except (TypeError, ValueError, OSError, KeyError) as e:
+        notes.append(f"the training images of {checkpoint} do not load ({' '.join(str(e).split())[:160]}): "
+                     f"methods fitted on them are skipped")  # fmt: skip
+        return None
 
 
 def find_tuned(value: Any, checkpoint: str) -> Path | None:
@@ -221,6 +247,8 @@ def setup_peers(
     methods = {n: with_overrides(n, m, overrides.get(n)) for n, m in methods.items()}
     oracle = {n: with_overrides(n, m, overrides.get(n)) for n, m in oracle.items()}
     res, notes = load_resources(cfg, checkpoint, process, channels, device, ema)
+    if any(TRAIN_IMAGES in m.needs for m in (*methods.values(), *oracle.values())):
+        res.train_images = load_train_images(checkpoint, notes)
     for note in notes:
         log.info("%s", note)
     methods, skipped = runnable(methods, res)

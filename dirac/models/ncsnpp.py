@@ -22,11 +22,15 @@ import torch
 from diffusers import UNet2DModel
 from torch import Tensor, nn
 
+from .gaussian_prior import MAX_VALUES
+
 SIGMA_DATA = 0.25  # std of natural images in [0, 1]: EDM's σ_d (preconditioning and loss weighting)
 PRECONDITIONINGS = ("residual", "edm")
-INPUTS = ("measurement", "tikhonov")  # what the Reconstructor hands the network (dirac/models/reconstructor.py)
+INPUTS = ("measurement", "tikhonov", "gaussian")  # what the Reconstructor hands the network (models/reconstructor.py)
 # config fields that own no parameters: a fine-tune (init_from) may change them and keep the weights
-PARAMETER_FREE = ("dropout", "input", "tikhonov_lambda")
+PARAMETER_FREE = ("dropout", "input", "tikhonov_lambda", "gaussian_shrinkage", "gaussian_smoothness")
+# buffers of a model.input=gaussian network: fitted on the training images when a run starts (never trained)
+PRIOR_BUFFERS = ("prior_mean", "prior_cov")
 
 
 @dataclass
@@ -43,9 +47,16 @@ class NCSNppConfig:
     preconditioning: str = "residual"
     input: str = "measurement"
     """``"measurement"``: the network sees ``y_t``; ``"tikhonov"``: it sees the Tikhonov estimate of ``x0`` from
-    ``y_t`` (:func:`~dirac.models.reconstructor.tikhonov_input`), so it learns a residual on a deconvolved image."""
+    ``y_t`` (:func:`~dirac.models.reconstructor.tikhonov_input`), so it learns a residual on a deconvolved image;
+    ``"gaussian"``: the linear MMSE estimate under a Gaussian prior fitted on the training images
+    (:mod:`dirac.models.gaussian_prior`; mask processes, fixed ``image_size``)."""
     tikhonov_lambda: float = 0.05
     """λ of the Tikhonov input at t = 1 (σ_y); at time t it is scaled by ``(σ(t)/σ_y)²``."""
+    gaussian_shrinkage: float = 0.5
+    """``"gaussian"`` input: weight ρ of the smoothness covariance in ``Σ = (1 − ρ) C + ρ T``
+    (:mod:`dirac.models.gaussian_prior`)."""
+    gaussian_smoothness: float = 0.3
+    """``"gaussian"`` input: ε of ``T ∝ (LᵀL + εI)⁻¹``."""
 
     def __post_init__(self) -> None:
         self.block_out_channels = tuple(int(c) for c in self.block_out_channels)
@@ -55,6 +66,22 @@ class NCSNppConfig:
         if not float(self.tikhonov_lambda) > 0:
             raise ValueError(f"model.tikhonov_lambda must be positive, got {self.tikhonov_lambda}")
         self.tikhonov_lambda = float(self.tikhonov_lambda)
+        self.gaussian_shrinkage = float(self.gaussian_shrinkage)
+        self.gaussian_smoothness = float(self.gaussian_smoothness)
+        if not 0.0 <= self.gaussian_shrinkage <= 1.0:
+            raise ValueError(f"model.gaussian_shrinkage must be in [0, 1], got {self.gaussian_shrinkage}")
+        if not self.gaussian_smoothness > 0:
+            raise ValueError(f"model.gaussian_smoothness must be positive, got {self.gaussian_smoothness}")
+        if self.input == "gaussian" and self.values > MAX_VALUES:
+            raise ValueError(
+                f"model.input=gaussian keeps a dense covariance of channels·image_size² = {self.values} values "
+                f"(at most {MAX_VALUES}); use model.input=tikhonov or a smaller model.image_size"
+            )
+
+    @property
+    def values(self) -> int:
+        """Values per image, ``channels · image_size²``."""
+        return self.channels * self.image_size**2
 
     @property
     def downsample_factor(self) -> int:
@@ -134,6 +161,9 @@ class NCSNpp(nn.Module):
                 "use widths that are multiples of 32, e.g. [32, 64, 128]"
             ) from None
         python_floats(self.unet)
+        if c.input == "gaussian":  # zero until fitted (dirac.cli.train): an unfitted prior is refused when used
+            self.register_buffer("prior_mean", torch.zeros(c.channels, c.image_size, c.image_size))
+            self.register_buffer("prior_cov", torch.zeros(c.values, c.values))
         self.autocast_dtype: torch.dtype | None = None  # set_precision("bf16"): the UNet runs under autocast
         self.zero_init_output()
 
@@ -154,6 +184,13 @@ class NCSNpp(nn.Module):
             attention_head_dim=None,
             dropout=c.dropout,
         )
+
+    def set_gaussian_prior(self, mean: Tensor, cov: Tensor) -> None:
+        """Store a fitted Gaussian prior ``(μ, Σ)`` (:func:`~dirac.models.gaussian_prior.fit_gaussian_prior`)."""
+        if self.config.input != "gaussian":
+            raise ValueError(f"only a model.input=gaussian network holds a Gaussian prior, not {self.config.input}")
+        self.prior_mean.copy_(mean.reshape(self.prior_mean.shape))
+        self.prior_cov.copy_(cov)
 
     def set_precision(self, mixed_precision: str) -> NCSNpp:
         """``"no"`` (float32) or ``"bf16"``/``"fp16"``: the UNet runs under ``torch.autocast`` in that type while the

@@ -9,6 +9,7 @@ from ..baselines.tikhonov import tikhonov
 from ..degradations.base import DegradationProcess, TimeLike, batch_times
 from ..degradations.noise import GeometricNoiseSchedule
 from ..tiling import crop, pad_to_multiple
+from .gaussian_prior import gaussian_input, require_mask_process
 
 # CG tolerance of the Tikhonov input: 1e-3 is within 0.01 dB of the converged solve (1e-5) on the blur
 # validation crops at half the iterations (16 against 34; measured with blur_default's process).
@@ -34,7 +35,8 @@ class Reconstructor(nn.Module):
 
     Any image size: ``y_t`` is reflect-padded on the bottom/right to the network's multiple
     (``net.config.downsample_factor``) and the prediction cropped back exactly. A network configured with
-    ``input="tikhonov"`` gets :func:`tikhonov_input` of ``y_t`` instead (``process`` is then required).
+    ``input="tikhonov"`` gets :func:`tikhonov_input` of ``y_t`` instead, one configured with ``input="gaussian"``
+    the :func:`~dirac.models.gaussian_prior.gaussian_input` estimate (``process`` is then required).
     """
 
     def __init__(
@@ -51,11 +53,13 @@ class Reconstructor(nn.Module):
                     f"model.input={self.input} needs fixed operators; the {process.kind} process draws new ones "
                     "for every batch: use model.input=measurement"
                 )
+            if self.input == "gaussian":
+                require_mask_process(process)
         self.process = process
 
     @property
     def input(self) -> str:
-        """What the network sees: ``"measurement"`` (y_t) or ``"tikhonov"`` (its config's ``input``)."""
+        """What the network sees: ``"measurement"`` (y_t), ``"tikhonov"`` or ``"gaussian"`` (its config's ``input``)."""
         return getattr(getattr(self.net, "config", None), "input", "measurement")
 
     @property
@@ -68,6 +72,9 @@ class Reconstructor(nn.Module):
         if self.input == "tikhonov":  # a CG solve: float32 even under mixed precision (bf16 would stall it)
             with torch.autocast(y.device.type, enabled=False):
                 y = tikhonov_input(self.process, y.float(), t.float(), self.net.config.tikhonov_lambda).to(y.dtype)
+        elif self.input == "gaussian":  # a Cholesky solve in float64, outside autocast for the same reason
+            with torch.autocast(y.device.type, enabled=False):
+                y = gaussian_input(self.process, y, t, self.net.prior_mean, self.net.prior_cov)
         return self._padded(y, self.noise(t))
 
     def at_sigma(self, y: Tensor, sigma: TimeLike) -> Tensor:
