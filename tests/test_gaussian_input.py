@@ -12,6 +12,7 @@ from dirac.degradations import GaussianBlurProcess, GeometricNoiseSchedule, Smoo
 from dirac.evaluation.compare_mode import tune_peers
 from dirac.evaluation.methods import METHODS, Resources
 from dirac.evaluation.peers import load_train_images, runnable, select_methods
+from dirac.export import export_checkpoint
 from dirac.factory import load_checkpoint
 from dirac.metrics import psnr
 from dirac.models import Reconstructor, build_ncsnpp
@@ -21,6 +22,7 @@ from dirac.models.gaussian_prior import (
     gaussian_mmse,
     smoothness_covariance,
 )
+from dirac.pipeline import DiracPipeline
 from tests.helpers import tiny_training, train_tiny
 
 SIZE = 8
@@ -150,6 +152,11 @@ def test_a_fine_tune_fits_the_prior_on_the_training_faces_and_the_checkpoint_kee
     torch.testing.assert_close(fit_gaussian_prior(load_train_images(str(tuned), notes), 0.5, 0.3)[1],
                                model.net.prior_cov)  # fmt: skip
     assert not notes
+    pipe = DiracPipeline.from_pretrained(export_checkpoint(tuned, tmp_path / "exported"))  # buffers travel along
+    again = DiracPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "saved"))
+    torch.testing.assert_close(again.model.net.prior_cov, model.net.prior_cov)
+    with torch.no_grad():
+        assert torch.allclose(again.model(y, ones), model(y, ones), atol=1e-5)
 
 
 def test_the_gaussian_peer_is_tuned_on_val_and_beats_tikhonov_on_images_from_a_gaussian():

@@ -150,11 +150,7 @@ def runnable(methods: Mapping[str, Method], res: Resources) -> tuple[dict[str, M
     for name, m in methods.items():
         missing = [n for n in m.needs if getattr(res, n) is None]
         if missing:
-            why = (
-                missing_need(missing[0])
-                if missing[0] == TRAIN_IMAGES
-                else (f"needs the {' and '.join(missing)} network (compare.{missing[0]}= is unset or unavailable)")
-            )
+            why = missing_need(missing[0])
         elif m.svd and no_svd:
             why = no_svd
         elif m.masks_only and not isinstance(res.process, MaskProcess):
