@@ -6,8 +6,8 @@ Batch sizes are 1, 4, 16, … (powers of 4) up to ``--batch-size``, plus ``--bat
 compare each batch size with batch 1 per image.
 
 With ``--input tikhonov`` or ``--input gaussian`` (a network that refines a Tikhonov or Gaussian-MMSE estimate;
-gaussian with ``--process inpaint``) the same network is also timed on the plain measurement in the same run, and
-``F/F_y`` is the cost per NFE of that input relative to it.
+gaussian with ``--process inpaint --channels 1``, as the faces model) the same network is also timed on the plain
+measurement in the same run, and ``F/F_y`` is the cost per NFE of that input relative to it.
 
     python bench/throughput.py [--model small] [--input measurement] [--batch-size 64] [--steps 10] [--reps 2]
 """
@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = bu.common_parser(__doc__.splitlines()[0], steps=True)
     p.add_argument("--process", choices=("blur", "inpaint"), default="blur")
     p.add_argument("--input", choices=INPUTS, default="measurement", help="model.input of the network")
+    p.add_argument("--channels", type=int, choices=(1, 3), default=3, help="image channels (the faces model: 1)")
     p.add_argument("--tikhonov-lambda", type=float, default=0.05623, help="model.tikhonov_lambda (blur's val λ)")
     return p
 
@@ -56,7 +57,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     env = bu.env_info()
     process = bu.processes(args.image_size)[args.process]
     net = build_ncsnpp(
-        args.model, image_size=args.image_size, input=args.input, tikhonov_lambda=args.tikhonov_lambda
+        args.model,
+        image_size=args.image_size,
+        channels=args.channels,
+        input=args.input,
+        tikhonov_lambda=args.tikhonov_lambda,
     ).eval()
     if args.input == "gaussian":  # its cost does not depend on the prior's values: fitted on smooth images
         net.set_gaussian_prior(
@@ -67,8 +72,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         )
     model = Reconstructor(net, process.noise, process)
-    twin = build_ncsnpp(args.model, image_size=args.image_size).eval()  # the same weights on y_t: F / F_y is
-    twin.load_state_dict({k: v for k, v in net.state_dict().items() if k not in PRIOR_BUFFERS})  # the input's cost
+    # the same weights on y_t: F / F_y is what the input costs per NFE
+    twin = build_ncsnpp(args.model, image_size=args.image_size, channels=args.channels).eval()
+    twin.load_state_dict({k: v for k, v in net.state_dict().items() if k not in PRIOR_BUFFERS})
     plain = Reconstructor(twin, process.noise)
     sampler = sampler_from_config(process, bu.sampler_settings(args.steps))
     per: dict[int, dict[str, Any]] = {}
@@ -121,7 +127,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     headers = ["batch", "F ms", "fwd img/s", "fwd speed-up", "sampler s", "sampler img/s", "speed-up", "NFE·F/W"]
     headers.append("F/F_y")
     title = (
-        f"throughput: {args.model} model ({args.input} input), {args.image_size} px, {args.process}, "
+        f"throughput: {args.model} model ({args.input} input), {args.image_size} px, {args.channels} channel(s), "
+        f"{args.process}, "
         f"{args.steps} steps (NFE {base['nfe']}), no guidance, {args.reps} reps, threads {torch.get_num_threads()}"
     )
     text = title + "\n" + bu.table(headers, rows)

@@ -89,8 +89,8 @@ def test_for_images_drawn_from_the_prior_the_estimate_beats_tikhonov_and_misfitt
 
 def test_an_untrained_network_returns_the_estimate_at_each_images_own_time():
     proc = _process()
-    x, mu, cov = _prior_samples(4, seed=4)
-    t = torch.tensor([0.2, 0.5, 0.8, 1.0])
+    x, mu, cov = _prior_samples(5, seed=4)
+    t = torch.tensor([0.5, 1.0, 0.2, 1.0, 0.5])  # repeated times share one factorisation
     y = proc.sample(x, t, torch.Generator().manual_seed(5))
     net = build_ncsnpp("tiny", image_size=SIZE, channels=1, input="gaussian")
     net.set_gaussian_prior(mu, cov)

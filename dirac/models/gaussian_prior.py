@@ -74,19 +74,29 @@ def fit_gaussian_prior(images: Tensor, shrinkage: float, smoothness: float) -> t
     return mean.reshape(c, s, s).float(), cov.float()
 
 
-def gaussian_mmse(y: Tensor, mask: Tensor, sigma: Tensor, mean: Tensor, cov: Tensor) -> Tensor:
-    """``μ + Σ M (M Σ M + σ² I)⁻¹ (y − m ⊙ μ)`` per sample; ``mask`` broadcasts to ``y``, ``sigma`` is ``(B,)``.
+def gaussian_mmse(
+    y: Tensor, mask: Tensor, sigma: Tensor, mean: Tensor, cov: Tensor, groups: Tensor | None = None
+) -> Tensor:
+    """``μ + Σ M (M Σ M + σ² I)⁻¹ (y − m ⊙ μ)`` per image, in float64.
 
-    Solved by a batched Cholesky factorisation of the ``n × n`` system (SPD for σ > 0), in float64."""
-    b = y.shape[0]
-    m = mask.expand_as(y).reshape(b, -1).to(torch.float64)
+    ``mask`` ``(G, 1 or C, H, W)`` and ``sigma`` ``(G,)`` hold one operator per group and ``groups`` ``(B,)`` the
+    group of each image (default: image ``i`` is group ``i``): one Cholesky factorisation of the ``n × n`` system
+    (SPD for σ > 0) per group, so a sampler's batch (one t) costs a single factorisation."""
+    b, g = y.shape[0], sigma.shape[0]
+    groups = torch.arange(b, device=y.device) if groups is None else groups
+    m = mask.expand(g, *y.shape[1:]).reshape(g, -1).to(torch.float64)
     mu = mean.reshape(1, -1).to(torch.float64)
     sig = cov.to(torch.float64)
-    residual = y.reshape(b, -1).to(torch.float64) - m * mu
     system = m[:, :, None] * sig[None] * m[:, None, :]
-    system.diagonal(dim1=1, dim2=2).add_(sigma.to(torch.float64).reshape(b, 1) ** 2)
-    z = torch.cholesky_solve(residual[:, :, None], torch.linalg.cholesky(system))[:, :, 0]
-    x = mu + (m * z) @ sig  # Σ is symmetric: (Σ M z)ᵀ = (M z)ᵀ Σ
+    system.diagonal(dim1=1, dim2=2).add_(sigma.to(torch.float64).reshape(g, 1) ** 2)
+    chol = torch.linalg.cholesky(system)
+    m_b = m[groups]
+    residual = y.reshape(b, -1).to(torch.float64) - m_b * mu
+    z = torch.empty_like(residual)
+    for k in range(g):  # the images of one group share the factor: one solve with several right-hand sides
+        rows = (groups == k).nonzero(as_tuple=True)[0]
+        z[rows] = torch.cholesky_solve(residual[rows].T, chol[k]).T
+    x = mu + (m_b * z) @ sig  # Σ is symmetric: (Σ M z)ᵀ = (M z)ᵀ Σ
     return x.reshape(y.shape).to(y.dtype)
 
 
@@ -109,5 +119,6 @@ def gaussian_input(process: DegradationProcess, y: Tensor, t: Tensor, mean: Tens
         )
     if not bool(cov.diagonal().gt(0).all()):
         raise ValueError("the network's Gaussian prior was never fitted (zero covariance): train it with train.py")
-    mask = process.mask(y, process.severity(t, y.shape[0], like=y))
-    return gaussian_mmse(y, mask, process.sigma(t).to(y), mean, cov)
+    times, groups = torch.unique(t, return_inverse=True)  # images at the same t share A_t and σ(t)
+    mask = process.mask(y[: len(times)], process.severity(times, len(times), like=y))
+    return gaussian_mmse(y, mask, process.sigma(times).to(y), mean, cov, groups)
