@@ -34,7 +34,7 @@ __all__ = [
 
 FIT_EPOCHS = 4  # training items are augmented per epoch (random flips): four passes see most faces both ways
 FIT_IMAGES = 2048  # items per pass at most
-MAX_VALUES = 4096  # a 4096² float32 covariance is 64 MiB and one Cholesky per sample costs ~n³/3 flops
+MAX_VALUES = 4096  # a 4096² float32 covariance is 64 MiB; each distinct t in a batch costs a Cholesky, ~n³/3 flops
 
 
 def smoothness_covariance(channels: int, size: int, eps: float) -> Tensor:
