@@ -187,3 +187,15 @@ def test_the_gaussian_peer_is_skipped_with_a_reason_where_it_cannot_run():
     assert set(keep) == {"tikhonov"} and "training images" in skipped["gaussian"]
     with pytest.raises(ValueError, match="training images"):
         METHODS["gaussian"].build(Resources(_process()), {"shrinkage": 0.5, "smoothness": 0.3}, "gaussian")
+
+
+def test_a_blur_comparison_skips_the_gaussian_peer_without_loading_training_images(monkeypatch):
+    import dirac.evaluation.peers as peers
+
+    def refuse(*args):
+        raise AssertionError("training images loaded for a method that cannot run on this process")
+
+    monkeypatch.setattr(peers, "load_train_images", refuse)
+    cfg = {"methods": ["gaussian", "tikhonov"], "oracle": [], "prior": None, "regressor": None}
+    chosen = peers.setup_peers(cfg, "blur_default", GaussianBlurProcess(0.3, 2.0), 3, "cpu")
+    assert set(chosen.methods) == {"tikhonov"} and "mask" in chosen.skipped["gaussian"]

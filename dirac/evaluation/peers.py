@@ -149,12 +149,12 @@ def runnable(methods: Mapping[str, Method], res: Resources) -> tuple[dict[str, M
     no_svd = svd_unavailable(res.process, 1) if any(m.svd for m in methods.values()) else None
     for name, m in methods.items():
         missing = [n for n in m.needs if getattr(res, n) is None]
-        if missing:
+        if m.masks_only and not isinstance(res.process, MaskProcess):  # first: no resource would make it run
+            why = f"needs a mask (inpainting) process, not {res.process.kind}"
+        elif missing:
             why = missing_need(missing[0])
         elif m.svd and no_svd:
             why = no_svd
-        elif m.masks_only and not isinstance(res.process, MaskProcess):
-            why = f"needs a mask (inpainting) process, not {res.process.kind}"
         else:
             keep[name] = m
             continue
@@ -243,7 +243,8 @@ def setup_peers(
     methods = {n: with_overrides(n, m, overrides.get(n)) for n, m in methods.items()}
     oracle = {n: with_overrides(n, m, overrides.get(n)) for n, m in oracle.items()}
     res, notes = load_resources(cfg, checkpoint, process, channels, device, ema)
-    if any(TRAIN_IMAGES in m.needs for m in (*methods.values(), *oracle.values())):
+    masks = isinstance(process, MaskProcess)  # a masks-only method is skipped elsewhere: load nothing for it
+    if any(TRAIN_IMAGES in m.needs and (masks or not m.masks_only) for m in (*methods.values(), *oracle.values())):
         res.train_images = load_train_images(checkpoint, notes)
     for note in notes:
         log.info("%s", note)
