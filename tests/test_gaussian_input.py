@@ -1,12 +1,14 @@
 """``model.input=gaussian``: the network refines the linear MMSE estimate under a Gaussian prior fitted on the
 training images (dirac/models/gaussian_prior.py)."""
 
+import copy
 import json
 
 import pytest
 import torch
 
 from dirac.baselines import best_lambda_tikhonov
+from dirac.cli.train import check_resume
 from dirac.data import FaceCrops
 from dirac.degradations import GaussianBlurProcess, GeometricNoiseSchedule, SmoothInpaintingProcess
 from dirac.evaluation.compare_mode import tune_peers
@@ -23,6 +25,7 @@ from dirac.models.gaussian_prior import (
     smoothness_covariance,
 )
 from dirac.pipeline import DiracPipeline
+from dirac.training import train_config_from_dict
 from tests.helpers import tiny_training, train_tiny
 
 SIZE = 8
@@ -134,9 +137,10 @@ def test_a_fine_tune_fits_the_prior_on_the_training_faces_and_the_checkpoint_kee
     tuned = train_tiny(
         tmp_path / "b",
         [*base, "trainer.max_steps=1", "trainer.lr=1e-12", "trainer.warmup_steps=0", f"init_from={first}",
-         "model.input=gaussian"],
+         "model.input=gaussian", "model.gaussian_shrinkage=0.3"],
     )  # fmt: skip
-    assert json.loads((tuned / "state.json").read_text())["model"]["input"] == "gaussian"
+    recorded = json.loads((tuned / "state.json").read_text())["model"]
+    assert recorded["input"] == "gaussian" and recorded["gaussian_shrinkage"] == 0.3
     model, proc, _ = load_checkpoint(tuned)
     before, _, _ = load_checkpoint(first)
     train_faces = FaceCrops("train", image_size=16, hflip=False)._images
@@ -149,7 +153,7 @@ def test_a_fine_tune_fits_the_prior_on_the_training_faces_and_the_checkpoint_kee
     with torch.no_grad():  # the same weights (lr 1e-12), now fed the Gaussian estimate
         assert torch.allclose(model(y, ones), before(est, ones), atol=1e-4)
     notes: list[str] = []  # the peer fits on the same images as the network's input prior
-    torch.testing.assert_close(fit_gaussian_prior(load_train_images(str(tuned), notes), 0.5, 0.3)[1],
+    torch.testing.assert_close(fit_gaussian_prior(load_train_images(str(tuned), notes), 0.3, 0.3)[1],
                                model.net.prior_cov)  # fmt: skip
     assert not notes
     pipe = DiracPipeline.from_pretrained(export_checkpoint(tuned, tmp_path / "exported"))  # buffers travel along
@@ -157,6 +161,18 @@ def test_a_fine_tune_fits_the_prior_on_the_training_faces_and_the_checkpoint_kee
     torch.testing.assert_close(again.model.net.prior_cov, model.net.prior_cov)
     with torch.no_grad():
         assert torch.allclose(again.model(y, ones), model(y, ones), atol=1e-5)
+    state = json.loads((first / "state.json").read_text())  # a run from before the gaussian_* model keys existed
+    current = copy.deepcopy(state["config"])
+    for key in ("gaussian_shrinkage", "gaussian_smoothness"):
+        del state["config"]["model"][key]
+    assert check_resume(state, current, first, train_config_from_dict(current["trainer"])) == []
+
+
+def test_a_network_input_the_process_cannot_feed_stops_training_before_any_work(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit, match="needs a mask"):
+        train_tiny(out, [*tiny_training(), "model.input=gaussian"])  # blur: no Gaussian input
+    assert not (out / "schedule.json").exists()  # refused before the data-dependent schedule
 
 
 def test_the_gaussian_peer_is_tuned_on_val_and_beats_tikhonov_on_images_from_a_gaussian():

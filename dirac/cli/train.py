@@ -34,7 +34,7 @@ from dirac.factory import (
     schedule_from_config,
 )
 from dirac.io import atomic_write, to_json, write_json
-from dirac.models import NCSNppConfig, count_parameters
+from dirac.models import NCSNppConfig, Reconstructor, count_parameters
 from dirac.models.gaussian_prior import fit_gaussian_prior, gaussian_fit_images
 from dirac.models.ncsnpp import PARAMETER_FREE, PRIOR_BUFFERS
 from dirac.runlock import RunLock
@@ -71,6 +71,8 @@ ADDED_LATER = {
     "loss.teacher_group": LOSS_DEFAULTS["teacher_group"],
     "data.train.random_rotation": False,
     "data.train.random_aspect": None,
+    "model.gaussian_shrinkage": NCSNppConfig.gaussian_shrinkage,
+    "model.gaussian_smoothness": NCSNppConfig.gaussian_smoothness,
 }
 # what a checkpoint cannot continue under at all: the weights' shapes and the degradation process they learned
 NEVER_CHANGE = ("model", "degradation", "schedule")
@@ -165,13 +167,21 @@ def resume_point(c: dict[str, Any], out: Path) -> Path | None:
     return path
 
 
+def _comparable(key: str, value: Any) -> Any:
+    """A config group as resuming compares it: the model with its defaults filled (a model key added to the
+    configs later, e.g. ``gaussian_shrinkage``, does not stop an older run from resuming)."""
+    if key == "model" and isinstance(value, dict):
+        return NCSNppConfig.from_dict(dict(value)).to_dict()
+    return value
+
+
 def check_resume(state: dict[str, Any], c: dict[str, Any], where: Path, tcfg: TrainConfig) -> list[str]:
     """Refuse to continue under a changed config (the diff is in the message) unless ``resume_allow_changes``;
     never under another model, degradation or schedule. Returns the changes that will be applied."""
     require_keys(state, ("step", "config", "process", "model"), where)
     old = state["config"]
     for key in NEVER_CHANGE:
-        if old.get(key) != c.get(key):
+        if _comparable(key, old.get(key)) != _comparable(key, c.get(key)):
             raise ValueError(
                 f"checkpoint {where} was trained with {key}={to_json(old.get(key), indent=None)}, but this run asks "
                 f"for {key}={to_json(c.get(key), indent=None)}; start a new run (another hydra.run.dir) or use the "
@@ -293,7 +303,9 @@ def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = No
         changes = check_resume(state, c, resume_from, tcfg)
     torch.manual_seed(tcfg.seed)  # reproducible initial weights
     net = model_from_config(c["model"])  # a size the network cannot take fails before any data work
-    loss_from_config(process_from_config(c["degradation"]), c["loss"])  # bad values fail before the schedule
+    configured = process_from_config(c["degradation"])
+    loss_from_config(configured, c["loss"])  # bad values fail before the schedule,
+    Reconstructor(net, configured.noise, configured)  # and so does a network input this process cannot feed
     init = _init_source(c) if resume_from is None else None  # a resumed run already holds its weights
     loaded_teacher = _load_teacher(c)
     train_set = dataset_from_config(c["data"], "train")
