@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from ..baselines import TIKHONOV_LAMBDAS, TV_LAMBDAS
 from ..baselines.wiener import WIENER_NSR
 from ..degradations import DegradationProcess
+from ..degradations.base import MaskProcess
 from ..reconstruction import Restorer
 from .peer_restorers import (
     DdrmRestorer,
@@ -62,6 +63,12 @@ class Method:
     paper: Mapping[str, Any] = field(default_factory=dict)  # the paper's value of a fixed setting we shrank for CPU
     svd: bool = False  # needs the exact SVD of A_1 (dirac.baselines.spectral: diagonal or separable operators)
     masks_only: bool = False  # needs a diagonal A_1 (a mask process)
+
+    def operator_refusal(self, process: DegradationProcess) -> str | None:
+        """Why no resource would let this method run on ``process``'s operator (``masks_only``), or ``None``."""
+        if self.masks_only and not isinstance(process, MaskProcess):
+            return f"needs a mask (inpainting) process, not {process.kind}"
+        return None
 
     def candidates(self) -> list[dict[str, Any]]:
         """Every combination of the grid's values (one empty dict when there is nothing to tune)."""

@@ -20,7 +20,6 @@ import yaml
 from torch import Tensor
 
 from ..degradations import DegradationProcess, process_from_dict
-from ..degradations.base import MaskProcess
 from ..shipped import config_dir, shipped_models
 from .methods import METHODS, NEEDS, TRAIN_IMAGES, Method, Resources, missing_need
 
@@ -148,14 +147,10 @@ def runnable(methods: Mapping[str, Method], res: Resources) -> tuple[dict[str, M
     keep, skipped = {}, {}
     no_svd = svd_unavailable(res.process, 1) if any(m.svd for m in methods.values()) else None
     for name, m in methods.items():
-        missing = [n for n in m.needs if getattr(res, n) is None]
-        if m.masks_only and not isinstance(res.process, MaskProcess):  # first: no resource would make it run
-            why = f"needs a mask (inpainting) process, not {res.process.kind}"
-        elif missing:
-            why = missing_need(missing[0])
-        elif m.svd and no_svd:
-            why = no_svd
-        else:
+        missing = [n for n in m.needs if getattr(res, n) is None]  # the operator first: no resource would help
+        why = m.operator_refusal(res.process) or (missing_need(missing[0]) if missing else None)
+        why = why or (no_svd if m.svd else None)
+        if why is None:
             keep[name] = m
             continue
         skipped[name] = why
@@ -243,8 +238,8 @@ def setup_peers(
     methods = {n: with_overrides(n, m, overrides.get(n)) for n, m in methods.items()}
     oracle = {n: with_overrides(n, m, overrides.get(n)) for n, m in oracle.items()}
     res, notes = load_resources(cfg, checkpoint, process, channels, device, ema)
-    masks = isinstance(process, MaskProcess)  # a masks-only method is skipped elsewhere: load nothing for it
-    if any(TRAIN_IMAGES in m.needs and (masks or not m.masks_only) for m in (*methods.values(), *oracle.values())):
+    wanted = (*methods.values(), *oracle.values())  # none loaded for a method its operator refuses (skipped below)
+    if any(TRAIN_IMAGES in m.needs and m.operator_refusal(process) is None for m in wanted):
         res.train_images = load_train_images(checkpoint, notes)
     for note in notes:
         log.info("%s", note)

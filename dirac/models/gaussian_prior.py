@@ -24,6 +24,7 @@ from ..degradations.base import DegradationProcess, MaskProcess
 
 __all__ = [
     "MAX_VALUES",
+    "check_gaussian_settings",
     "fit_gaussian_prior",
     "gaussian_fit_images",
     "gaussian_input",
@@ -35,6 +36,14 @@ __all__ = [
 FIT_EPOCHS = 4  # training items are augmented per epoch (random flips): four passes see most faces both ways
 FIT_IMAGES = 2048  # items per pass at most
 MAX_VALUES = 4096  # a 4096² float32 covariance is 64 MiB; each distinct t in a batch costs a Cholesky, ~n³/3 flops
+
+
+def check_gaussian_settings(shrinkage: float, smoothness: float) -> None:
+    """Refuse, in one line naming the config key, a shrinkage ρ outside [0, 1] or a smoothness ε that is not > 0."""
+    if not 0.0 <= shrinkage <= 1.0:
+        raise ValueError(f"model.gaussian_shrinkage must be in [0, 1], got {shrinkage}")
+    if not smoothness > 0:
+        raise ValueError(f"model.gaussian_smoothness must be positive, got {smoothness}")
 
 
 def smoothness_covariance(channels: int, size: int, eps: float) -> Tensor:
@@ -60,8 +69,7 @@ def fit_gaussian_prior(images: Tensor, shrinkage: float, smoothness: float) -> t
     :func:`smoothness_covariance`) scaled to ``C``'s mean variance; float32 results, computed in float64."""
     if images.ndim != 4 or images.shape[-1] != images.shape[-2]:
         raise ValueError(f"a Gaussian prior needs square (N, C, S, S) images, got shape {tuple(images.shape)}")
-    if not 0.0 <= shrinkage <= 1.0:
-        raise ValueError(f"model.gaussian_shrinkage must be in [0, 1], got {shrinkage}")
+    check_gaussian_settings(shrinkage, smoothness)
     n, c, s = images.shape[0], images.shape[1], images.shape[-1]
     if n < 2:
         raise ValueError(f"a Gaussian prior needs at least 2 training images, got {n}")

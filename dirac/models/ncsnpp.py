@@ -22,7 +22,7 @@ import torch
 from diffusers import UNet2DModel
 from torch import Tensor, nn
 
-from .gaussian_prior import MAX_VALUES
+from .gaussian_prior import MAX_VALUES, check_gaussian_settings
 
 SIGMA_DATA = 0.25  # std of natural images in [0, 1]: EDM's σ_d (preconditioning and loss weighting)
 PRECONDITIONINGS = ("residual", "edm")
@@ -68,10 +68,7 @@ class NCSNppConfig:
         self.tikhonov_lambda = float(self.tikhonov_lambda)
         self.gaussian_shrinkage = float(self.gaussian_shrinkage)
         self.gaussian_smoothness = float(self.gaussian_smoothness)
-        if not 0.0 <= self.gaussian_shrinkage <= 1.0:
-            raise ValueError(f"model.gaussian_shrinkage must be in [0, 1], got {self.gaussian_shrinkage}")
-        if not self.gaussian_smoothness > 0:
-            raise ValueError(f"model.gaussian_smoothness must be positive, got {self.gaussian_smoothness}")
+        check_gaussian_settings(self.gaussian_shrinkage, self.gaussian_smoothness)
         if self.input == "gaussian" and self.values > MAX_VALUES:
             raise ValueError(
                 f"model.input=gaussian keeps a dense covariance of channels·image_size² = {self.values} values "
