@@ -161,7 +161,7 @@ def dataset_from_config(cfg: dict[str, Any], split: str, **extra: Any) -> torch.
     if split != "train":
         return data
     seed = int(kwargs.get("seed", 0))
-    if augment:  # data.train.augment: {dihedral, color_permute, jitter, shift, scale}
+    if augment:  # data.train.augment: augment.AUGMENT_KEYS
         data = Augmented(data, seed=seed, **dict(augment))
     if procedural:  # data.train.procedural: {fraction, r_min, r_max, max_shapes}
         opts = dict(procedural)

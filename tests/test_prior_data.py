@@ -12,8 +12,9 @@ from helpers import tiny_training, train_tiny
 
 from dirac.checkpoint import read_weights
 from dirac.data import FaceCrops, PhotoCrops
-from dirac.data.augment import Augmented, augment_image, hue_rotation_matrix
+from dirac.data.augment import _SALT, Augmented, augment_image, hue_rotation_matrix
 from dirac.data.procedural import DeadLeaves, ProceduralMix
+from dirac.data.transforms import item_rng
 from dirac.factory import dataset_from_config
 from dirac.training import TrainConfig, lr_factor
 
@@ -97,6 +98,34 @@ def test_hue_augmentation_keeps_grey_levels_and_leaves_grey_images_alone():
     assert torch.equal(augment_image(g, np.random.default_rng(0), hue=90.0), g)
     with pytest.raises(ValueError, match="augment.hue"):
         Augmented(PhotoCrops("train", image_size=16, length=2), hue=270)
+
+
+def test_warp_is_a_smooth_small_displacement_that_keeps_constants():
+    flat = torch.full((1, 24, 24), 0.3)
+    assert torch.allclose(augment_image(flat, np.random.default_rng(0), warp=2.0), flat, atol=1e-6)
+    ramp = torch.arange(24.0).repeat(24, 1)[None] / 23  # x(i, j) = j / 23: warping it reads off d_x in pixels
+    for seed in range(4):
+        d = (augment_image(ramp, np.random.default_rng(seed), warp=1.0) - ramp)[0, 3:-3, 3:-3] * 23
+        assert 0.1 < d.abs().max() < 5.0  # moved, by pixels not by the image size
+        assert (d[:, 1:] - d[:, :-1]).abs().max() < 0.5 * d.abs().max()  # smooth: neighbours move together
+    x = torch.rand(1, 16, 16)
+    assert torch.equal(augment_image(x, np.random.default_rng(0), warp=0.0), x)
+    with pytest.raises(ValueError, match="warp"):
+        Augmented([x], warp=-1.0)
+
+
+def test_mixup_blends_two_items_and_leaves_the_stream_of_other_augmentations_alone():
+    base = [torch.full((1, 4, 4), v) for v in (0.0, 0.2, 0.6, 1.0)]
+    mixed = Augmented(base, seed=3, mixup=1.0)
+    values = [mixed[i] for i in range(len(base))]
+    assert all(torch.allclose(v, v.mean().expand_as(v)) for v in values)  # a blend of constants is constant
+    assert sum(not torch.allclose(v, b) for v, b in zip(values, base, strict=True)) >= 2  # j = i leaves one
+    assert torch.equal(Augmented(base, seed=3, mixup=0.0)[2], base[2])
+    photos = PhotoCrops("train", image_size=16, length=4)  # without mixup no extra number is drawn
+    expected = augment_image(photos[1], item_rng(_SALT, 0, 1), jitter=0.3, shift=1)
+    assert torch.equal(Augmented(photos, seed=0, jitter=0.3, shift=1)[1], expected)
+    with pytest.raises(ValueError, match="mixup"):
+        Augmented(base, mixup=1.5)
 
 
 def test_augmented_dataset_is_reproducible_and_rejects_unknown_keys():
