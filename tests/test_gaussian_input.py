@@ -137,7 +137,7 @@ def test_a_fine_tune_fits_the_prior_on_the_training_faces_and_the_checkpoint_kee
     tuned = train_tiny(
         tmp_path / "b",
         [*base, "trainer.max_steps=1", "trainer.lr=1e-12", "trainer.warmup_steps=0", f"init_from={first}",
-         "model.input=gaussian", "model.gaussian_shrinkage=0.3"],
+         "model.input=gaussian", "model.gaussian_shrinkage=0.3", "init_new_input=true"],
     )  # fmt: skip
     recorded = json.loads((tuned / "state.json").read_text())["model"]
     assert recorded["input"] == "gaussian" and recorded["gaussian_shrinkage"] == 0.3

@@ -67,13 +67,20 @@ def test_bad_tikhonov_input_settings_are_refused_with_a_reason():
         Reconstructor(net, proc.noise, proc).at_sigma(torch.rand(1, 3, 16, 16), 0.1)
 
 
-def test_a_fine_tune_may_switch_the_input_and_the_checkpoint_keeps_it(tmp_path):
+def test_a_fine_tune_switches_the_input_only_when_asked_and_the_checkpoint_keeps_it(tmp_path):
     first = train_tiny(tmp_path / "a", [*tiny_training(), "trainer.max_steps=2"])
-    tuned = train_tiny(
-        tmp_path / "b",
-        [*tiny_training(), "trainer.max_steps=1", "trainer.lr=1e-12", "trainer.warmup_steps=0", f"init_from={first}",
-         "model.input=tikhonov", f"model.tikhonov_lambda={LAM}"],
-    )  # fmt: skip
+    switch = [*tiny_training(), "trainer.max_steps=1", "trainer.lr=1e-12", "trainer.warmup_steps=0",
+              f"init_from={first}", "model.input=tikhonov", f"model.tikhonov_lambda={LAM}"]  # fmt: skip
+    with pytest.raises(SystemExit, match="another network input.*model.input=measurement.*init_new_input=true"):
+        train_tiny(tmp_path / "refused", switch)
+    assert not (tmp_path / "refused" / "checkpoints").exists()
+    tuned = train_tiny(tmp_path / "b", [*switch, "init_new_input=true"])
+    # fine-tuning the Tikhonov-input run again: the model group's default (measurement) is refused, naming the fix
+    again = [*tiny_training(), "trainer.max_steps=1", f"init_from={tuned}"]
+    with pytest.raises(SystemExit, match=f"pass model.input=tikhonov model.tikhonov_lambda={LAM} to keep"):
+        train_tiny(tmp_path / "c", again)
+    kept = train_tiny(tmp_path / "d", [*again, "model.input=tikhonov", f"model.tikhonov_lambda={LAM}"])
+    assert json.loads((kept / "state.json").read_text())["model"]["tikhonov_lambda"] == LAM
     assert json.loads((tuned / "state.json").read_text())["model"]["input"] == "tikhonov"
     model, proc, _ = load_checkpoint(tuned)
     before, _, _ = load_checkpoint(first)

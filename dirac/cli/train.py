@@ -61,6 +61,7 @@ SAFE_TO_CHANGE = (
     "resume",
     "resume_allow_changes",
     "init_from",
+    "init_new_input",
 )
 # keys added after runs existed: a run whose config lacks one was trained with this value (its code default)
 ADDED_LATER = {
@@ -240,10 +241,24 @@ def _init_source(c: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any, dict[
             f"init_from={source} holds a network of another architecture (its model config differs from this "
             f"run's model group); pick the same model=... it was trained with"
         )
+    _check_init_input(source, *(NCSNppConfig.from_dict(dict(m)) for m in (state["model"], c["model"])), c)
     old = state.get("config") or {}
     same = old.get("degradation") == c["degradation"] and old.get("schedule") == c["schedule"]
     weights = {k: v for k, v in model.net.state_dict().items() if k not in PRIOR_BUFFERS}  # this run fits its own
     return weights, (process if same else None), {**record, "schedule_kept": same}
+
+
+def _check_init_input(source: str, theirs: NCSNppConfig, ours: NCSNppConfig, c: dict[str, Any]) -> None:
+    """A fine-tune keeps the input its weights were trained on unless ``init_new_input=true``: the model group's
+    default (``measurement``) would otherwise silently replace, e.g., a shipped model's Tikhonov input."""
+    a, b = theirs.input_settings(), ours.input_settings()
+    if a == b or c.get("init_new_input") is True:
+        return
+    keep = " ".join(f"model.{k}={v}" for k, v in a.items())
+    raise ValueError(
+        f"init_from={source} was trained on another network input ({a} -> this run's {b}); pass {keep} to keep "
+        f"it, or init_new_input=true to retrain the network on the new input"
+    )
 
 
 def _fit_gaussian_input(net: Any, train_set: Any) -> None:
@@ -292,8 +307,9 @@ def _distillation_teacher(c: dict[str, Any], loaded: tuple[Any, Any, dict[str, A
 def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = None) -> dict[str, Any]:
     """Train (or resume) the run in ``out`` with the resolved config ``c``; returns the summary. ``on_start`` runs
     once every check has passed, before the first file is written."""
-    if not isinstance(c.get("resume_allow_changes", False), bool):
-        raise ValueError(f"resume_allow_changes must be true or false, got {c['resume_allow_changes']!r}")
+    for key in ("resume_allow_changes", "init_new_input"):
+        if not isinstance(c.get(key, False), bool):
+            raise ValueError(f"{key} must be true or false, got {c[key]!r}")
     tcfg = train_config_from_dict(c["trainer"])  # first: a bad trainer value is named before any work
     resume_from = resume_point(c, out)
     state = None

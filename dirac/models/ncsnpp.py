@@ -75,6 +75,12 @@ class NCSNppConfig:
                 f"(at most {MAX_VALUES}); use model.input=tikhonov or a smaller model.image_size"
             )
 
+    def input_settings(self) -> dict:
+        """What the network is fed: ``input`` and the settings that input reads (``tikhonov_lambda`` /
+        ``gaussian_*``) — two configs with equal settings feed equal weights the same image."""
+        used = {"tikhonov": ("tikhonov_lambda",), "gaussian": ("gaussian_shrinkage", "gaussian_smoothness")}
+        return {k: getattr(self, k) for k in ("input", *used.get(self.input, ()))}
+
     @property
     def values(self) -> int:
         """Values per image, ``channels · image_size²``."""
