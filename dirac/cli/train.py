@@ -233,15 +233,16 @@ def _init_source(c: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any, dict[
     if not source:
         return None
     model, process, state, record = _load_named("init_from", source)
-    # dropout (a regulariser) and the network's input (what it refines) own no parameters: a fine-tune may change them
+    theirs, ours = (NCSNppConfig.from_dict(dict(m)) for m in (state["model"], c["model"]))  # defaults filled
+    # dropout (a regulariser) and the network's input (what it refines) own no parameters: the architecture check
+    # ignores them; a change of input still needs init_new_input=true (_check_init_input)
     free = {k: getattr(NCSNppConfig(), k) for k in PARAMETER_FREE}
-    theirs, ours = (replace(NCSNppConfig.from_dict(dict(m)), **free) for m in (state["model"], c["model"]))
-    if theirs != ours:  # defaults filled
+    if replace(theirs, **free) != replace(ours, **free):
         raise ValueError(
             f"init_from={source} holds a network of another architecture (its model config differs from this "
             f"run's model group); pick the same model=... it was trained with"
         )
-    _check_init_input(source, *(NCSNppConfig.from_dict(dict(m)) for m in (state["model"], c["model"])), c)
+    _check_init_input(source, theirs, ours, c)
     old = state.get("config") or {}
     same = old.get("degradation") == c["degradation"] and old.get("schedule") == c["schedule"]
     weights = {k: v for k, v in model.net.state_dict().items() if k not in PRIOR_BUFFERS}  # this run fits its own

@@ -135,6 +135,7 @@ class Augmented(Dataset):
         if not 0.0 <= float(options.get("hue", 0.0)) <= 180.0:
             raise ValueError(f"data.train.augment.hue is a rotation in degrees in [0, 180], got {options['hue']}")
         float_pair(options.get("scale"), "data.train.augment.scale")
+        self.mixup = float(options.pop("mixup", 0.0))  # handled here, not by augment_image: it needs a second item
         self.base, self.seed, self.epoch, self.options = base, int(seed), 0, options
 
     def set_epoch(self, epoch: int) -> None:
@@ -148,9 +149,8 @@ class Augmented(Dataset):
     def __getitem__(self, index: int) -> torch.Tensor:
         index = check_index(index, len(self))
         rng = item_rng(self.seed + _SALT, self.epoch, index)
-        options = dict(self.options)
-        x, mixup = self.base[index], float(options.pop("mixup", 0.0))
-        if mixup > 0 and rng.random() < mixup:  # no draw without mixup: older runs keep their stream
+        x = self.base[index]
+        if self.mixup > 0 and rng.random() < self.mixup:  # no draw without mixup: older runs keep their stream
             lam = float(rng.uniform())
             x = lam * x + (1.0 - lam) * self.base[int(rng.integers(len(self.base)))]
-        return augment_image(x, rng, **options)
+        return augment_image(x, rng, **self.options)
