@@ -162,7 +162,9 @@ def dataset_from_config(cfg: dict[str, Any], split: str, **extra: Any) -> torch.
         return data
     seed = int(kwargs.get("seed", 0))
     if augment:  # data.train.augment: augment.AUGMENT_KEYS
-        data = Augmented(data, seed=seed, **dict(augment))
+        numbers = ("jitter", "shift", "hue", "warp", "mixup")  # named here: Augmented's float() would not say which
+        augment = {**augment, **{k: config_number(augment, k, "data.train.augment") for k in numbers if k in augment}}
+        data = Augmented(data, seed=seed, **augment)
     if procedural:  # data.train.procedural: {fraction, r_min, r_max, max_shapes}
         opts = dict(procedural)
         if "fraction" not in opts:

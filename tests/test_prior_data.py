@@ -143,6 +143,9 @@ def test_config_builds_the_wrapped_training_set_only_for_train():
     assert isinstance(dataset_from_config(cfg, "test"), FaceCrops)
     with pytest.raises(ValueError, match="fraction"):
         dataset_from_config({**cfg, "train": {"procedural": {"r_min": 1}}}, "train")
+    for key in ("warp", "mixup", "jitter"):  # a non-number is named by its key, not by float()'s message
+        with pytest.raises(ValueError, match=f"data.train.augment.{key} must be a finite number, got 'abc'"):
+            dataset_from_config({**cfg, "train": {"augment": {key: "abc"}}}, "train")
 
 
 def test_cosine_schedule_warms_up_then_decays_to_its_floor():
