@@ -5,9 +5,10 @@ Batch sizes are 1, 4, 16, … (powers of 4) up to ``--batch-size``, plus ``--bat
 ``NFE · F / W`` is the sampler's efficiency against its network forwards (1 = no overhead); the speed-up columns
 compare each batch size with batch 1 per image.
 
-With ``--input tikhonov`` or ``--input gaussian`` (a network that refines a Tikhonov or Gaussian-MMSE estimate;
-gaussian with ``--process inpaint --channels 1``, as the faces model) the same network is also timed on the plain
-measurement in the same run, and ``F/F_y`` is the cost per NFE of that input relative to it.
+With ``--input tikhonov``, ``gaussian`` or ``tikhonov_gaussian`` (a network that refines a Tikhonov or
+Gaussian-MMSE estimate, or both; the last two with ``--process inpaint --channels 1``, as the faces model) the
+same network is also timed on the plain measurement in the same run, and ``F/F_y`` is the cost per NFE of that
+input relative to it.
 
     python bench/throughput.py [--model small] [--input measurement] [--batch-size 64] [--steps 10] [--reps 2]
 """
@@ -22,7 +23,7 @@ import torch
 from dirac.factory import sampler_from_config
 from dirac.models import Reconstructor, build_ncsnpp
 from dirac.models.gaussian_prior import fit_gaussian_prior
-from dirac.models.ncsnpp import INPUTS, PRIOR_BUFFERS
+from dirac.models.ncsnpp import GAUSSIAN_INPUTS, INPUTS, PRIOR_BUFFERS
 
 try:
     from . import _benchutil as bu
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         input=args.input,
         tikhonov_lambda=args.tikhonov_lambda,
     ).eval()
-    if args.input == "gaussian":  # its cost does not depend on the prior's values: fitted on smooth images
+    if args.input in GAUSSIAN_INPUTS:  # its cost does not depend on the prior's values: fitted on smooth images
         net.set_gaussian_prior(
             *fit_gaussian_prior(
                 bu.smooth_images(64, net.config.channels, args.image_size, 0),

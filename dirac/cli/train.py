@@ -36,7 +36,7 @@ from dirac.factory import (
 from dirac.io import atomic_write, to_json, write_json
 from dirac.models import NCSNppConfig, Reconstructor, count_parameters
 from dirac.models.gaussian_prior import fit_gaussian_prior, gaussian_fit_images
-from dirac.models.ncsnpp import PARAMETER_FREE, PRIOR_BUFFERS
+from dirac.models.ncsnpp import GAUSSIAN_INPUTS, PARAMETER_FREE, PRIOR_BUFFERS, stacked_input
 from dirac.runlock import RunLock
 from dirac.shipped import resolve_checkpoint
 from dirac.tracking import project_of, require_wandb, wandb_init_kwargs
@@ -246,6 +246,8 @@ def _init_source(c: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any, dict[
     old = state.get("config") or {}
     same = old.get("degradation") == c["degradation"] and old.get("schedule") == c["schedule"]
     weights = {k: v for k, v in model.net.state_dict().items() if k not in PRIOR_BUFFERS}  # this run fits its own
+    if ours.estimates == 2 and theirs.estimates == 1:  # start as the source network, reading only its estimate
+        weights = stacked_input(weights)
     return weights, (process if same else None), {**record, "schedule_kept": same}
 
 
@@ -263,13 +265,13 @@ def _check_init_input(source: str, theirs: NCSNppConfig, ours: NCSNppConfig, c: 
 
 
 def _fit_gaussian_input(net: Any, train_set: Any) -> None:
-    """Fit the prior ``(μ, Σ)`` of a ``model.input=gaussian`` network on the training items (a fresh run; a
+    """Fit the prior ``(μ, Σ)`` of a Gaussian-input network on the training items (a fresh run; a
     resumed run keeps the one in its checkpoint)."""
     cfg = net.config
     images = gaussian_fit_images(train_set)
     if tuple(images.shape[1:]) != (cfg.channels, cfg.image_size, cfg.image_size):
         raise ValueError(
-            f"model.input=gaussian fits a prior on {cfg.channels}x{cfg.image_size}x{cfg.image_size} images but the "
+            f"model.input={cfg.input} fits a prior on {cfg.channels}x{cfg.image_size}x{cfg.image_size} images but the "
             f"training items are {'x'.join(map(str, images.shape[1:]))}; set data.image_size=model.image_size"
         )
     net.set_gaussian_prior(*fit_gaussian_prior(images, cfg.gaussian_shrinkage, cfg.gaussian_smoothness))
@@ -332,7 +334,7 @@ def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = No
     else:  # the main process's schedule on every rank (a data-dependent computation must not differ per device)
         process = broadcast(_process(c, state, train_set) if is_main() else None)
     teacher = _distillation_teacher(c, loaded_teacher, process)
-    if net.config.input == "gaussian" and resume_from is None:
+    if net.config.input in GAUSSIAN_INPUTS and resume_from is None:
         _fit_gaussian_input(net, train_set)
     if on_start is not None:
         on_start()

@@ -26,7 +26,8 @@ from .gaussian_prior import MAX_VALUES, check_gaussian_settings
 
 SIGMA_DATA = 0.25  # std of natural images in [0, 1]: EDM's σ_d (preconditioning and loss weighting)
 PRECONDITIONINGS = ("residual", "edm")
-INPUTS = ("measurement", "tikhonov", "gaussian")  # what the Reconstructor hands the network (models/reconstructor.py)
+INPUTS = ("measurement", "tikhonov", "gaussian", "tikhonov_gaussian")  # what the Reconstructor feeds (reconstructor.py)
+GAUSSIAN_INPUTS = ("gaussian", "tikhonov_gaussian")  # inputs that read a Gaussian prior fitted on the training images
 # config fields that own no parameters: a fine-tune (init_from) may change them and keep the weights
 PARAMETER_FREE = ("dropout", "input", "tikhonov_lambda", "gaussian_shrinkage", "gaussian_smoothness")
 # buffers of a model.input=gaussian network: fitted on the training images when a run starts (never trained)
@@ -49,7 +50,9 @@ class NCSNppConfig:
     """``"measurement"``: the network sees ``y_t``; ``"tikhonov"``: it sees the Tikhonov estimate of ``x0`` from
     ``y_t`` (:func:`~dirac.models.reconstructor.tikhonov_input`), so it learns a residual on a deconvolved image;
     ``"gaussian"``: the linear MMSE estimate under a Gaussian prior fitted on the training images
-    (:mod:`dirac.models.gaussian_prior`; mask processes, fixed ``image_size``)."""
+    (:mod:`dirac.models.gaussian_prior`; mask processes, fixed ``image_size``); ``"tikhonov_gaussian"`` (grey
+    images only): both, the Tikhonov estimate as the residual's base and the Gaussian one beside it
+    (:func:`stacked_input`)."""
     tikhonov_lambda: float = 0.05
     """λ of the Tikhonov input at t = 1 (σ_y); at time t it is scaled by ``(σ(t)/σ_y)²``."""
     gaussian_shrinkage: float = 0.5
@@ -69,17 +72,28 @@ class NCSNppConfig:
         self.gaussian_shrinkage = float(self.gaussian_shrinkage)
         self.gaussian_smoothness = float(self.gaussian_smoothness)
         check_gaussian_settings(self.gaussian_shrinkage, self.gaussian_smoothness)
-        if self.input == "gaussian" and self.values > MAX_VALUES:
+        if self.input == "tikhonov_gaussian" and self.channels != 1:
             raise ValueError(
-                f"model.input=gaussian keeps a dense covariance of channels·image_size² = {self.values} values "
+                f"model.input=tikhonov_gaussian feeds two estimates on the UNet's replicated grey channels, so it "
+                f"needs model.channels=1, got {self.channels}; use model.input=tikhonov for RGB images"
+            )
+        if self.input in GAUSSIAN_INPUTS and self.values > MAX_VALUES:
+            raise ValueError(
+                f"model.input={self.input} keeps a dense covariance of channels·image_size² = {self.values} values "
                 f"(at most {MAX_VALUES}); use model.input=tikhonov or a smaller model.image_size"
             )
 
     def input_settings(self) -> dict:
         """What the network is fed: ``input`` and the settings that input reads (``tikhonov_lambda`` /
         ``gaussian_*``) — two configs with equal settings feed equal weights the same image."""
-        used = {"tikhonov": ("tikhonov_lambda",), "gaussian": ("gaussian_shrinkage", "gaussian_smoothness")}
+        tik, gauss = ("tikhonov_lambda",), ("gaussian_shrinkage", "gaussian_smoothness")
+        used = {"tikhonov": tik, "gaussian": gauss, "tikhonov_gaussian": tik + gauss}
         return {k: getattr(self, k) for k in ("input", *used.get(self.input, ()))}
+
+    @property
+    def estimates(self) -> int:
+        """Images the network is fed per sample: 2 for ``tikhonov_gaussian``, else 1."""
+        return 2 if self.input == "tikhonov_gaussian" else 1
 
     @property
     def values(self) -> int:
@@ -164,7 +178,7 @@ class NCSNpp(nn.Module):
                 "use widths that are multiples of 32, e.g. [32, 64, 128]"
             ) from None
         python_floats(self.unet)
-        if c.input == "gaussian":  # zero until fitted (dirac.cli.train): an unfitted prior is refused when used
+        if c.input in GAUSSIAN_INPUTS:  # zero until fitted (dirac.cli.train): an unfitted prior is refused when used
             self.register_buffer("prior_mean", torch.zeros(c.channels, c.image_size, c.image_size))
             self.register_buffer("prior_cov", torch.zeros(c.values, c.values))
         self.autocast_dtype: torch.dtype | None = None  # set_precision("bf16"): the UNet runs under autocast
@@ -190,8 +204,11 @@ class NCSNpp(nn.Module):
 
     def set_gaussian_prior(self, mean: Tensor, cov: Tensor) -> None:
         """Store a fitted Gaussian prior ``(μ, Σ)`` (:func:`~dirac.models.gaussian_prior.fit_gaussian_prior`)."""
-        if self.config.input != "gaussian":
-            raise ValueError(f"only a model.input=gaussian network holds a Gaussian prior, not {self.config.input}")
+        if self.config.input not in GAUSSIAN_INPUTS:
+            raise ValueError(
+                f"only a model.input=gaussian or tikhonov_gaussian network holds a Gaussian prior, not "
+                f"{self.config.input}"
+            )
         self.prior_mean.copy_(mean.reshape(self.prior_mean.shape))
         self.prior_cov.copy_(cov)
 
@@ -223,7 +240,12 @@ class NCSNpp(nn.Module):
         c = self.config
         if y.ndim != 4:
             raise ValueError(f"network input must be (B, C, H, W), got shape {tuple(y.shape)}")
-        if y.shape[1] != c.channels:
+        if c.estimates > 1 and y.shape[1] != c.channels * c.estimates:
+            raise ValueError(
+                f"a model.input={c.input} network takes its {c.estimates} estimates stacked on the channel axis "
+                f"({c.channels * c.estimates} channels), got {y.shape[1]}; call it through dirac's Reconstructor"
+            )
+        if c.estimates == 1 and y.shape[1] != c.channels:
             raise ValueError(
                 f"network expects {c.channels}-channel images, got {y.shape[1]} channels; convert the images "
                 f"(grey <-> RGB) or use a model trained with channels={y.shape[1]}"
@@ -236,7 +258,8 @@ class NCSNpp(nn.Module):
             )
 
     def forward(self, y: Tensor, sigma: Tensor) -> Tensor:
-        """``x̂0 = y + σ · U(2y − 1, σ)``; ``sigma`` is a positive ``(B,)`` tensor or a scalar."""
+        """``x̂0 = y + σ · U(2y − 1, σ)``; ``sigma`` is a positive ``(B,)`` tensor or a scalar. A two-estimate
+        network (``input="tikhonov_gaussian"``) takes ``(B, 2, H, W)`` and adds the residual to channel 0."""
         self.check_input(y)
         sigma = torch.as_tensor(sigma, dtype=y.dtype, device=y.device)
         if sigma.ndim == 0:
@@ -246,20 +269,50 @@ class NCSNpp(nn.Module):
             norm = (s**2 + SIGMA_DATA**2).sqrt()
             centred = y - 0.5
             raw = self._unet(centred / norm, sigma)
-            return 0.5 + SIGMA_DATA**2 / norm**2 * centred + s * SIGMA_DATA / norm * raw
-        return y + self._unet(2.0 * y - 1.0, sigma)
+            return 0.5 + SIGMA_DATA**2 / norm**2 * self._base(centred) + s * SIGMA_DATA / norm * raw
+        return self._base(y) + self._unet(2.0 * y - 1.0, sigma)
+
+    def _base(self, y: Tensor) -> Tensor:
+        """The image the residual is added to: the first of the stacked estimates."""
+        return y[:, : self.config.channels]
 
     def _unet(self, u: Tensor, sigma: Tensor) -> Tensor:
         """The UNet's raw output: UNet2DModel returns raw / σ with fourier embedding, so × σ recovers it. Grey
-        inputs are replicated to 3 channels and the output averaged back."""
+        inputs are replicated to 3 channels (two grey estimates ``[a, b]`` become ``[a, a, b]``: see
+        :func:`stacked_input`) and the output averaged back."""
         u_in = u.expand(-1, 3, -1, -1) if u.shape[1] == 1 else u
+        if self.config.estimates == 2:
+            u_in = torch.cat([u[:, :1], u], dim=1)
+        grey = self.config.channels == 1
         if self.autocast_dtype is None:
             out = self.unet(u_in, sigma).sample
         else:
             with torch.autocast(u.device.type, dtype=self.autocast_dtype):
                 out = self.unet(u_in, sigma).sample.float()
         raw = out * sigma.view(-1, 1, 1, 1)
-        return raw.mean(1, keepdim=True) if u.shape[1] == 1 else raw
+        return raw.mean(1, keepdim=True) if grey else raw
+
+
+def reads_input_image(key: str) -> bool:
+    """Whether a weight convolves the UNet's 3-channel input image: diffusers' ``conv_in`` and the 1x1
+    ``skip_conv`` of each skip down-block (which adds the downsampled input at its level)."""
+    return key == "unet.conv_in.weight" or (key.startswith("unet.down_blocks.") and key.endswith(".skip_conv.weight"))
+
+
+def stacked_input(weights: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Weights of a grey single-input network made to read ``[a, a, b]`` exactly as it read ``[a, a, a]``: every
+    convolution on the input image gets ``W[:, 0] += W[:, 2]`` and ``W[:, 2] = 0``, so a ``tikhonov_gaussian``
+    network fine-tuned from a ``tikhonov`` one starts as that network and learns what the second estimate adds
+    (a "net2net"-style function-preserving widening, Chen et al. 2016). Returns a new dict."""
+    out = dict(weights)
+    for key in filter(reads_input_image, weights):
+        w = weights[key].clone()
+        if w.shape[1] != 3:
+            raise ValueError(f"{key} reads {w.shape[1]} input channels, expected the UNet's 3")
+        w[:, 0] += w[:, 2]
+        w[:, 2] = 0
+        out[key] = w
+    return out
 
 
 def python_floats(module: nn.Module) -> int:

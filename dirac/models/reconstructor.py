@@ -10,6 +10,7 @@ from ..degradations.base import DegradationProcess, TimeLike, batch_times
 from ..degradations.noise import GeometricNoiseSchedule
 from ..tiling import crop, pad_to_multiple
 from .gaussian_prior import gaussian_input, require_mask_process
+from .ncsnpp import GAUSSIAN_INPUTS
 
 # CG tolerance of the Tikhonov input: 1e-3 is within 0.01 dB of the converged solve (1e-5) on the blur
 # validation crops at half the iterations (16 against 34; measured with blur_default's process).
@@ -36,7 +37,8 @@ class Reconstructor(nn.Module):
     Any image size: ``y_t`` is reflect-padded on the bottom/right to the network's multiple
     (``net.config.downsample_factor``) and the prediction cropped back exactly. A network configured with
     ``input="tikhonov"`` gets :func:`tikhonov_input` of ``y_t`` instead, one configured with ``input="gaussian"``
-    the :func:`~dirac.models.gaussian_prior.gaussian_input` estimate (``process`` is then required).
+    the :func:`~dirac.models.gaussian_prior.gaussian_input` estimate, one with ``input="tikhonov_gaussian"`` both
+    stacked on the channel axis (``process`` is then required).
     """
 
     def __init__(
@@ -53,13 +55,13 @@ class Reconstructor(nn.Module):
                     f"model.input={self.input} needs fixed operators; the {process.kind} process draws new ones "
                     "for every batch: use model.input=measurement"
                 )
-            if self.input == "gaussian":
+            if self.input in GAUSSIAN_INPUTS:
                 require_mask_process(process)
         self.process = process
 
     @property
     def input(self) -> str:
-        """What the network sees: ``"measurement"`` (y_t), ``"tikhonov"`` or ``"gaussian"`` (its config's ``input``)."""
+        """What the network sees: its config's ``input`` (``"measurement"``, i.e. y_t, by default)."""
         return getattr(getattr(self.net, "config", None), "input", "measurement")
 
     @property
@@ -69,13 +71,20 @@ class Reconstructor(nn.Module):
 
     def forward(self, y: Tensor, t: TimeLike) -> Tensor:
         t = batch_times(t, y.shape[0], y)
-        if self.input == "tikhonov":  # a CG solve: float32 even under mixed precision (bf16 would stall it)
+        if self.input != "measurement":  # CG / Cholesky solves: float32+ even under mixed precision (bf16 stalls)
             with torch.autocast(y.device.type, enabled=False):
-                y = tikhonov_input(self.process, y.float(), t.float(), self.net.config.tikhonov_lambda).to(y.dtype)
-        elif self.input == "gaussian":  # a Cholesky solve in float64, outside autocast for the same reason
-            with torch.autocast(y.device.type, enabled=False):
-                y = gaussian_input(self.process, y, t, self.net.prior_mean, self.net.prior_cov)
+                y = self._estimates(y, t)
         return self._padded(y, self.noise(t))
+
+    def _estimates(self, y: Tensor, t: Tensor) -> Tensor:
+        """The estimates of ``x0`` from ``y_t`` the network refines, stacked on the channel axis."""
+        cfg, net = self.net.config, self.net
+        out = []
+        if self.input in ("tikhonov", "tikhonov_gaussian"):
+            out.append(tikhonov_input(self.process, y.float(), t.float(), cfg.tikhonov_lambda).to(y.dtype))
+        if self.input in GAUSSIAN_INPUTS:
+            out.append(gaussian_input(self.process, y, t, net.prior_mean, net.prior_cov))
+        return torch.cat(out, dim=1)
 
     def at_sigma(self, y: Tensor, sigma: TimeLike) -> Tensor:
         """``net(y, σ)`` for a noise level given directly (a denoiser ``D(x, σ)`` when trained on the identity
