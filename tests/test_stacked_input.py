@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from dirac.data import FaceCrops
-from dirac.degradations import GeometricNoiseSchedule, SmoothInpaintingProcess
+from dirac.degradations import GaussianBlurProcess, GeometricNoiseSchedule, SmoothInpaintingProcess
 from dirac.export import export_checkpoint
 from dirac.factory import load_checkpoint
 from dirac.models import Reconstructor, build_ncsnpp
@@ -76,9 +76,17 @@ def test_bad_two_estimate_settings_are_refused_with_a_reason():
         net(torch.rand(1, 1, SIZE, SIZE), 0.05)
     settings = net.config.input_settings()
     assert {"tikhonov_lambda", "gaussian_shrinkage", "gaussian_smoothness"} <= set(settings)
+    blur = GaussianBlurProcess(0.3, 2.0)
+    with pytest.raises(ValueError, match="model.input=tikhonov_gaussian needs a mask"):  # the user's value named
+        Reconstructor(net, blur.noise, blur)
+    proc = SmoothInpaintingProcess(0.0, 3.0, noise=GeometricNoiseSchedule(0.01, 0.05))
+    faces = FaceCrops("train", image_size=SIZE, hflip=False)._images
+    net.set_gaussian_prior(*fit_gaussian_prior(faces, 0.5, 0.3))
+    with pytest.raises(ValueError, match="model.input=tikhonov_gaussian was fitted on"):
+        Reconstructor(net, proc.noise, proc)(torch.rand(1, 1, 2 * SIZE, 2 * SIZE), 1.0)
 
 
-def test_a_fine_tune_from_a_tikhonov_network_starts_as_it_and_ships_with_its_prior(tmp_path):
+def test_a_fine_tune_from_a_tikhonov_network_starts_as_it_and_ships_with_its_prior(tmp_path, caplog):
     tiny = tiny_training(experiment="inpaint_default", data__image_size=16, degradation__width_max=3.0)
     base = [o for o in tiny if not o.startswith("data.train.length")]  # the faces are a fixed set
     first = train_tiny(tmp_path / "a", [*base, "trainer.max_steps=2", "model.input=tikhonov"])
@@ -98,3 +106,35 @@ def test_a_fine_tune_from_a_tikhonov_network_starts_as_it_and_ships_with_its_pri
     pipe = DiracPipeline.from_pretrained(export_checkpoint(tuned, tmp_path / "exported"))
     with torch.no_grad():
         assert torch.allclose(pipe.model(y, t), model(y, t), atol=1e-5)
+    assert not [r for r in caplog.records if "network input changes" in r.getMessage() and "lambda" in r.getMessage()]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="dirac.train"):  # a λ left at the group default is a change: said
+        train_tiny(
+            tmp_path / "c",
+            [
+                *base,
+                "trainer.max_steps=1",
+                f"init_from={first}",
+                "model.input=tikhonov_gaussian",
+                "init_new_input=true",
+                "model.tikhonov_lambda=0.2",
+            ],
+        )
+    said = [r.getMessage() for r in caplog.records if "network input changes" in r.getMessage()]
+    assert (
+        len(said) == 1 and "tikhonov_lambda 0.05 -> 0.2" in said[0] and "input tikhonov -> tikhonov_gaussian" in said[0]
+    )
+
+
+def test_a_fine_tune_from_a_gaussian_network_keeps_its_input_weights_unfolded(tmp_path):
+    tiny = tiny_training(experiment="inpaint_default", data__image_size=16, degradation__width_max=3.0)
+    base = [o for o in tiny if not o.startswith("data.train.length")]
+    first = train_tiny(tmp_path / "a", [*base, "trainer.max_steps=1", "model.input=gaussian"])
+    tuned = train_tiny(
+        tmp_path / "b",
+        [*base, "trainer.max_steps=1", "trainer.lr=1e-12", "trainer.warmup_steps=0", f"init_from={first}",
+         "model.input=tikhonov_gaussian", "init_new_input=true"],
+    )  # fmt: skip
+    (before, _, _), (after, _, _) = load_checkpoint(first), load_checkpoint(tuned)
+    key = "unet.conv_in.weight"  # the fold is for a Tikhonov source only: channel 0 carries its estimate
+    torch.testing.assert_close(after.net.state_dict()[key], before.net.state_dict()[key], atol=1e-6, rtol=0)

@@ -246,7 +246,7 @@ def _init_source(c: dict[str, Any]) -> tuple[dict[str, torch.Tensor], Any, dict[
     old = state.get("config") or {}
     same = old.get("degradation") == c["degradation"] and old.get("schedule") == c["schedule"]
     weights = {k: v for k, v in model.net.state_dict().items() if k not in PRIOR_BUFFERS}  # this run fits its own
-    if ours.estimates == 2 and theirs.estimates == 1:  # start as the source network, reading only its estimate
+    if ours.input == "tikhonov_gaussian" and theirs.input == "tikhonov":  # start as the source, on its estimate
         weights = stacked_input(weights)
     return weights, (process if same else None), {**record, "schedule_kept": same}
 
@@ -255,7 +255,11 @@ def _check_init_input(source: str, theirs: NCSNppConfig, ours: NCSNppConfig, c: 
     """A fine-tune keeps the input its weights were trained on unless ``init_new_input=true``: the model group's
     default (``measurement``) would otherwise silently replace, e.g., a shipped model's Tikhonov input."""
     a, b = theirs.input_settings(), ours.input_settings()
-    if a == b or c.get("init_new_input") is True:
+    if a == b:
+        return
+    if c.get("init_new_input") is True:  # allowed, but said: a setting left at its group default is a change too
+        changed = ", ".join(f"{k} {a.get(k, '-')} -> {b.get(k, '-')}" for k in sorted(a | b) if a.get(k) != b.get(k))
+        log.warning("init_from=%s: the network input changes (init_new_input=true): %s", source, changed)
         return
     keep = " ".join(f"model.{k}={v}" for k, v in a.items())
     raise ValueError(

@@ -121,6 +121,28 @@ AUGMENT_KEYS = frozenset(inspect.signature(augment_image).parameters) - {"x", "r
 """The ``data.train.augment`` keys: :func:`augment_image`'s keyword arguments and ``mixup`` (one list to keep)."""
 
 
+# largest displacement, as a share of the image's shorter side: a warp std or shift past it scrambles the image
+MAX_DISPLACEMENT = {"warp": 0.25, "shift": 0.5}
+
+
+def _check_flags_and_sizes(base: Dataset, options: dict) -> None:
+    """Refuse, naming the key, a non-boolean flag (YAML's ``no`` is a string, and truthy) and a ``warp``/``shift``
+    beyond :data:`MAX_DISPLACEMENT` of the images' shorter side (measured on the first item)."""
+    for key in ("dihedral", "color_permute"):
+        if not isinstance(options.get(key, False), bool):
+            raise ValueError(f"data.train.augment.{key} must be true or false, got {options[key]!r}")
+    wanted = {k: float(options.get(k, 0.0)) for k in MAX_DISPLACEMENT}
+    if not any(wanted.values()):
+        return
+    side = min(base[0].shape[-2:])
+    for key, v in wanted.items():
+        if v > MAX_DISPLACEMENT[key] * side:
+            raise ValueError(
+                f"data.train.augment.{key}={v:g} pixels would scramble {side}-pixel images (at most "
+                f"{MAX_DISPLACEMENT[key] * side:g}); use a few pixels, e.g. 1-2"
+            )
+
+
 class Augmented(Dataset):
     """``base`` with :func:`augment_image` applied to every item (``options`` are its keyword arguments)."""
 
@@ -135,6 +157,7 @@ class Augmented(Dataset):
         if not 0.0 <= float(options.get("hue", 0.0)) <= 180.0:
             raise ValueError(f"data.train.augment.hue is a rotation in degrees in [0, 180], got {options['hue']}")
         float_pair(options.get("scale"), "data.train.augment.scale")
+        _check_flags_and_sizes(base, options)
         self.mixup = float(options.pop("mixup", 0.0))  # handled here, not by augment_image: it needs a second item
         self.base, self.seed, self.epoch, self.options = base, int(seed), 0, options
 

@@ -108,21 +108,24 @@ def gaussian_mmse(
     return x.reshape(y.shape).to(y.dtype)
 
 
-def require_mask_process(process: DegradationProcess) -> None:
-    """Refuse, in one line, a process the Gaussian input cannot use (its solve assumes a diagonal ``A_t``)."""
+def require_mask_process(process: DegradationProcess, name: str = "gaussian") -> None:
+    """Refuse, in one line, a process the Gaussian input cannot use (its solve assumes a diagonal ``A_t``);
+    ``name`` is the network's ``model.input``, for the message."""
     if not isinstance(process, MaskProcess):
         raise ValueError(
-            f"model.input=gaussian needs a mask (inpainting) process, not {process.kind}; use model.input=tikhonov"
+            f"model.input={name} needs a mask (inpainting) process, not {process.kind}; use model.input=tikhonov"
         )
 
 
-def gaussian_input(process: DegradationProcess, y: Tensor, t: Tensor, mean: Tensor, cov: Tensor) -> Tensor:
+def gaussian_input(
+    process: DegradationProcess, y: Tensor, t: Tensor, mean: Tensor, cov: Tensor, name: str = "gaussian"
+) -> Tensor:
     """:func:`gaussian_mmse` of ``y_t`` under ``process`` at per-sample times ``t`` (``m = m_{s(t)}``,
-    ``σ = σ(t)``): what a ``model.input=gaussian`` network refines. Mask processes only, fitted size only."""
-    require_mask_process(process)
+    ``σ = σ(t)``): what a ``model.input=gaussian`` (``name``) network refines. Mask processes, fitted size only."""
+    require_mask_process(process, name)
     if tuple(y.shape[1:]) != tuple(mean.shape):
         raise ValueError(
-            f"model.input=gaussian was fitted on {tuple(mean.shape)} images (C, H, W), got {tuple(y.shape[1:])}; "
+            f"model.input={name} was fitted on {tuple(mean.shape)} images (C, H, W), got {tuple(y.shape[1:])}; "
             "resize the images to that size"
         )
     if not bool(cov.diagonal().gt(0).all()):

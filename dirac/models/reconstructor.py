@@ -56,7 +56,7 @@ class Reconstructor(nn.Module):
                     "for every batch: use model.input=measurement"
                 )
             if self.input in GAUSSIAN_INPUTS:
-                require_mask_process(process)
+                require_mask_process(process, self.input)
         self.process = process
 
     @property
@@ -83,7 +83,7 @@ class Reconstructor(nn.Module):
         if self.input in ("tikhonov", "tikhonov_gaussian"):
             out.append(tikhonov_input(self.process, y.float(), t.float(), cfg.tikhonov_lambda).to(y.dtype))
         if self.input in GAUSSIAN_INPUTS:
-            out.append(gaussian_input(self.process, y, t, net.prior_mean, net.prior_cov))
+            out.append(gaussian_input(self.process, y, t, net.prior_mean, net.prior_cov, self.input))
         return torch.cat(out, dim=1)
 
     def at_sigma(self, y: Tensor, sigma: TimeLike) -> Tensor:
