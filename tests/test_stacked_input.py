@@ -86,15 +86,27 @@ def test_bad_two_estimate_settings_are_refused_with_a_reason():
         Reconstructor(net, proc.noise, proc)(torch.rand(1, 1, 2 * SIZE, 2 * SIZE), 1.0)
 
 
-def test_a_fine_tune_from_a_tikhonov_network_starts_as_it_and_ships_with_its_prior(tmp_path, caplog):
-    tiny = tiny_training(experiment="inpaint_default", data__image_size=16, degradation__width_max=3.0)
-    base = [o for o in tiny if not o.startswith("data.train.length")]  # the faces are a fixed set
-    first = train_tiny(tmp_path / "a", [*base, "trainer.max_steps=2", "model.input=tikhonov"])
+FACES = [
+    o
+    for o in tiny_training(experiment="inpaint_default", data__image_size=16, degradation__width_max=3.0)
+    if not o.startswith("data.train.length")  # the faces are a fixed set
+]
+
+
+def _source_and_fine_tune(tmp_path, source_input: str, *extra: str):
+    """A tiny faces run with ``source_input``, then a one-step ``tikhonov_gaussian`` fine-tune of it at lr 1e-12
+    (the weights it starts from, unchanged): ``(source, fine-tune)`` checkpoint folders."""
+    first = train_tiny(tmp_path / "a", [*FACES, "trainer.max_steps=2", f"model.input={source_input}"])
     tuned = train_tiny(
         tmp_path / "b",
-        [*base, "trainer.max_steps=1", "trainer.lr=1e-12", "trainer.warmup_steps=0", f"init_from={first}",
-         "model.input=tikhonov_gaussian", "init_new_input=true"],
+        [*FACES, "trainer.max_steps=1", "trainer.lr=1e-12", "trainer.warmup_steps=0", f"init_from={first}",
+         "model.input=tikhonov_gaussian", "init_new_input=true", *extra],
     )  # fmt: skip
+    return first, tuned
+
+
+def test_a_fine_tune_from_a_tikhonov_network_starts_as_it_and_ships_with_its_prior(tmp_path, caplog):
+    first, tuned = _source_and_fine_tune(tmp_path, "tikhonov")
     assert json.loads((tuned / "state.json").read_text())["model"]["input"] == "tikhonov_gaussian"
     model, proc, _ = load_checkpoint(tuned)
     before, _, _ = load_checkpoint(first)
@@ -112,7 +124,7 @@ def test_a_fine_tune_from_a_tikhonov_network_starts_as_it_and_ships_with_its_pri
         train_tiny(
             tmp_path / "c",
             [
-                *base,
+                *FACES,
                 "trainer.max_steps=1",
                 f"init_from={first}",
                 "model.input=tikhonov_gaussian",
@@ -127,14 +139,7 @@ def test_a_fine_tune_from_a_tikhonov_network_starts_as_it_and_ships_with_its_pri
 
 
 def test_a_fine_tune_from_a_gaussian_network_keeps_its_input_weights_unfolded(tmp_path):
-    tiny = tiny_training(experiment="inpaint_default", data__image_size=16, degradation__width_max=3.0)
-    base = [o for o in tiny if not o.startswith("data.train.length")]
-    first = train_tiny(tmp_path / "a", [*base, "trainer.max_steps=1", "model.input=gaussian"])
-    tuned = train_tiny(
-        tmp_path / "b",
-        [*base, "trainer.max_steps=1", "trainer.lr=1e-12", "trainer.warmup_steps=0", f"init_from={first}",
-         "model.input=tikhonov_gaussian", "init_new_input=true"],
-    )  # fmt: skip
+    first, tuned = _source_and_fine_tune(tmp_path, "gaussian")
     (before, _, _), (after, _, _) = load_checkpoint(first), load_checkpoint(tuned)
     key = "unet.conv_in.weight"  # the fold is for a Tikhonov source only: channel 0 carries its estimate
     torch.testing.assert_close(after.net.state_dict()[key], before.net.state_dict()[key], atol=1e-6, rtol=0)

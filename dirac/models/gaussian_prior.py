@@ -121,7 +121,7 @@ def gaussian_input(
     process: DegradationProcess, y: Tensor, t: Tensor, mean: Tensor, cov: Tensor, name: str = "gaussian"
 ) -> Tensor:
     """:func:`gaussian_mmse` of ``y_t`` under ``process`` at per-sample times ``t`` (``m = m_{s(t)}``,
-    ``σ = σ(t)``): what a ``model.input=gaussian`` (``name``) network refines. Mask processes, fitted size only."""
+    ``σ = σ(t)``): what a Gaussian-input network (``model.input=name``) refines. Mask processes, fitted size only."""
     require_mask_process(process, name)
     if tuple(y.shape[1:]) != tuple(mean.shape):
         raise ValueError(
