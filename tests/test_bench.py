@@ -25,7 +25,7 @@ def bench_module(monkeypatch):
 
     yield load
     torch.set_num_threads(threads)
-    for name in (*SCRIPTS, "run_all", "_benchutil", "pipeline_scale"):
+    for name in (*SCRIPTS, "run_all", "_benchutil", "pipeline_scale", "data_curve"):
         sys.modules.pop(name, None)
 
 
@@ -191,3 +191,15 @@ def test_throughput_times_the_tikhonov_input_against_the_plain_one(bench_module,
     assert data["config"]["input"] == "tikhonov" and not (tmp_path / "throughput.json").exists()
     _check_ratios(data["ratios"])
     assert any(k.endswith("input_cost") for k in result["ratios"])  # a ratio of times: positive, not asserted > 1
+
+
+def test_data_curve_fits_the_prior_on_subsets_and_reports_the_slope_per_doubling(bench_module, tmp_path):
+    """``--quick``: sizes 4 and 8, one subset each; with two sizes one doubling apart the least-squares slope is
+    their difference. A size beyond the training faces is refused in one line."""
+    result = bench_module("data_curve").main(["--quick", "--out", str(tmp_path)])
+    data = json.loads((tmp_path / "data_curve.json").read_text())
+    psnrs = {n: data["results"][n]["psnr"] for n in ("4", "8")}
+    assert all(math.isfinite(v) and 10 < v < 50 for v in psnrs.values())
+    assert result["ratios"]["db_per_doubling"] == pytest.approx(psnrs["8"] - psnrs["4"], abs=1e-9)
+    with pytest.raises(SystemExit, match="--sizes must lie in"):
+        bench_module("data_curve").main(["--sizes", "5000", "--out", str(tmp_path)])
