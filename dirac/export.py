@@ -14,10 +14,12 @@ from pathlib import Path
 
 from .checkpoint import check_destination, read_state, read_weights, require_keys, write_checkpoint
 from .io import to_json
+from .shipped import refuse_shipped
 
 
 def export_checkpoint(src: str | Path, dst: str | Path, ema: bool = True, overwrite: bool = False) -> Path:
     """Write ``dst`` from checkpoint ``src``; refuses a non-empty ``dst`` unless ``overwrite`` (see module doc)."""
+    refuse_shipped(dst, "export")
     check_destination(dst, overwrite, src=src)
     state = read_state(src)
     require_keys(state, ("model", "process"), src)

@@ -225,6 +225,9 @@ def require_role(state: dict[str, Any], role: str, name: str, key: str = "checkp
     raise ValueError(f"{key}={name} is not a {role} checkpoint ({use})")
 
 
+PROCESS_RECORD = ("kind", "params", "noise", "schedule")  # what DegradationProcess.to_dict writes
+
+
 def load_checkpoint(folder: str | Path, ema: bool = True, device: str | torch.device = "cpu"):
     """``(Reconstructor in eval mode, process with its stored schedule, state dict)`` from a checkpoint folder
     or the name of a shipped model."""
@@ -233,6 +236,9 @@ def load_checkpoint(folder: str | Path, ema: bool = True, device: str | torch.de
     require_keys(state, ("model", "process"), folder)
     if not isinstance(state["model"], dict) or not isinstance(state["process"], dict):
         raise CheckpointError(f"{folder}/state.json: 'model' and 'process' must be JSON objects")
+    lacking = [k for k in PROCESS_RECORD if k not in state["process"]]
+    if lacking:  # defaults would silently give another process (e.g. another t-grid than DO/PO were chosen on)
+        raise CheckpointError(f"{folder}/state.json: 'process' lacks {lacking}; re-export the checkpoint it came from")
     net = model_from_config(state["model"], where=f"{folder}/state.json")
     weights = read_weights(folder, ema=ema)
     try:

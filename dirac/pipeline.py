@@ -31,7 +31,7 @@ from .factory import load_checkpoint, require_role, sampler_from_config
 from .image_types import check_range, to_tensors
 from .sampling import ReverseSampler, SamplerOutput
 from .sampling.mismatch import DegradationMismatchWarning, consistency_ratios, warn_mismatch
-from .shipped import pretrained_dir, resolve_checkpoint
+from .shipped import refuse_shipped, resolve_checkpoint
 from .stopping_choice import (
     CHOICE_FILE,
     load_stopping_choice,
@@ -103,9 +103,7 @@ class DiracPipeline:
     def save_pretrained(self, folder: str | Path, overwrite: bool = False) -> Path:
         """Write the weights, ``state.json`` and the early-stopping choice; ``from_pretrained`` loads it back."""
         folder = Path(folder)
-        shipped = pretrained_dir().resolve()
-        if folder.resolve() == shipped or shipped in folder.resolve().parents:
-            raise ValueError(f"{folder} is inside dirac's shipped models ({shipped}); save to a folder of your own")
+        refuse_shipped(folder)
         check_destination(folder, overwrite, how="pass overwrite=True")
         state = {k: v for k, v in self.state.items() if k != "format_version"}
         write_checkpoint(folder, model=self.model.net.state_dict(), state=state)

@@ -12,6 +12,14 @@ def pretrained_dir() -> Path:
     return Path(str(files("dirac.pretrained")))
 
 
+def refuse_shipped(folder: str | Path, what: str = "save") -> None:
+    """Refuse, in one line, to write into dirac's shipped models (a user call must never replace them)."""
+    shipped = pretrained_dir().resolve()
+    target = Path(folder).resolve()
+    if target == shipped or shipped in target.parents:
+        raise ValueError(f"{folder} is inside dirac's shipped models ({shipped}); {what} to a folder of your own")
+
+
 def config_dir() -> Path:
     """Folder holding the Hydra configs (``train.yaml``, ``sample.yaml`` and the config groups)."""
     return Path(str(files("dirac.configs")))

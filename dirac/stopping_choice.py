@@ -44,12 +44,17 @@ def load_stopping_choice(path: str | Path, fingerprint: str | None) -> dict[str,
         raise ValueError(f"{path} is not valid JSON ({e}); re-create it with `python sample.py mode=sweep`") from e
     if not isinstance(choice, dict) or "do" not in choice or "sampler" not in choice:
         raise ValueError(f"{path} is not an early-stopping choice file (needs 'do' and 'sampler' entries)")
+    redo = "re-create it with `python sample.py mode=sweep`"
+    if not isinstance(choice["sampler"], dict):
+        raise ValueError(f"{path}: 'sampler' must be an object of sampler settings; {redo}")
     missing = [k for k in SAMPLER_KEYS if k not in choice["sampler"]]
     if missing:
-        raise ValueError(f"{path}: 'sampler' lacks {missing}; re-create it with `python sample.py mode=sweep`")
-    for label in LABELS:
-        if label in choice and not 0.0 <= float(choice[label].get("t", -1.0)) <= 1.0:
-            raise ValueError(f"{path}: '{label}.t' must lie in [0, 1], got {choice[label].get('t')!r}")
+        raise ValueError(f"{path}: 'sampler' lacks {missing}; {redo}")
+    for label in (k for k in LABELS if k in choice):
+        point = choice[label]
+        t = point.get("t") if isinstance(point, dict) else None
+        if type(t) not in (int, float) or not 0.0 <= t <= 1.0:
+            raise ValueError(f"{path}: '{label}' must be an object with a number 't' in [0, 1], got {point!r}; {redo}")
     stored = choice.get("weights")
     if fingerprint is not None and stored != fingerprint:
         raise ValueError(

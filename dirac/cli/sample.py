@@ -78,7 +78,13 @@ def split_loader(cfg: dict[str, Any], state: dict, process: Any, sigma_y: float 
     offsets = {"test": 10_000, "val": 20_000}
 
     def load(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        ds = dataset_from_config(cfg.get("data") or state["data"], split)
+        data = cfg.get("data") or state.get("data")
+        if not isinstance(data, dict):
+            raise ValueError(
+                "the checkpoint's state.json records no 'data' (the dataset it was trained on), so there is no split "
+                "to evaluate; pass measurements=<folder> (your own measurements) or re-export it from its training run"
+            )
+        ds = dataset_from_config(data, split)
         n = len(ds) if cfg["num_images"] is None else min(cfg["num_images"], len(ds))
         clean = torch.stack([ds[i] for i in range(n)])
         g = torch.Generator().manual_seed(cfg["seed"] + offsets.get(split, 30_000))

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from ..distributed import is_main, on_main, world
 from ..io import save_image, write_json
+from ..shipped import refuse_shipped
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "dirac-outputs"
@@ -67,6 +68,7 @@ class OutputFolder:
         self.root = Path(root)
         self.ignore = set(ignore)
         self.written: list[str] = []
+        self.foreign: set[str] = set()  # files present before the run that dirac did not write (prepare)
         # under several processes only the main one writes; the others run the same code and write nothing
         self.active = is_main() if active is None else active
 
@@ -76,10 +78,12 @@ class OutputFolder:
         return on_main(self._prepare, overwrite) if self.active or world()[1] > 1 else []
 
     def _prepare(self, overwrite: bool) -> list[str]:
+        refuse_shipped(self.root, "write outputs")
         self.root.mkdir(parents=True, exist_ok=True)
         previous = read_manifest(self.root)
         present = _existing(self.root, self.ignore | {MANIFEST})
         foreign = [f for f in present if f not in set(previous)]
+        self.foreign = set(foreign)  # kept whatever happens: an output of the same name is refused (_record)
         if (foreign or previous) and not overwrite:
             what = (
                 f"files dirac did not write (e.g. {foreign[0]})"
@@ -111,6 +115,11 @@ class OutputFolder:
 
     def _record(self, rel: str) -> Path:
         """List ``rel`` in the manifest *before* it is written, so an interrupted run's files stay removable."""
+        if rel in self.foreign:
+            raise FileExistsError(
+                f"{self.root / rel} is a file dirac did not write and this run would replace it; move it, or choose "
+                f"another output folder (hydra.run.dir=...)"
+            )
         if rel not in self.written:
             self.written.append(rel)
             self._write_manifest(complete=False)

@@ -1,0 +1,103 @@
+"""Faults on the output side (a fault hunt of 2026-12-07): a user's file is never replaced, dirac's shipped models are
+never written by a user call, and broken records are named in one line instead of a traceback or a silent default."""
+
+import hashlib
+import json
+import shutil
+
+import pytest
+import torch
+
+from dirac.checkpoint import CheckpointError
+from dirac.cli.sample import split_loader
+from dirac.evaluation import OutputFolder
+from dirac.export import export_checkpoint
+from dirac.factory import load_checkpoint
+from dirac.pipeline import DiracPipeline
+from dirac.shipped import pretrained_dir
+from dirac.stopping_choice import SAMPLER_KEYS, load_stopping_choice
+from tests.helpers import assert_one_line
+
+
+def _digest(folder) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_overwrite_never_replaces_a_file_dirac_did_not_write(tmp_path):
+    (tmp_path / "metrics.json").write_text("mine")
+    out = OutputFolder(tmp_path)
+    out.prepare(overwrite=True)  # allowed: only the previous manifest's files would go
+    with pytest.raises(FileExistsError) as e:
+        out.json("metrics.json", {"psnr": 1.0})
+    assert_one_line(str(e.value), "metrics.json", "did not write", "another output folder")
+    assert (tmp_path / "metrics.json").read_text() == "mine"
+    out.json("other.json", {"psnr": 1.0})  # other names are written as before
+    assert json.loads((tmp_path / "other.json").read_text()) == {"psnr": 1.0}
+
+
+def test_no_user_call_writes_into_the_shipped_models(tmp_path, monkeypatch):
+    stand_in = tmp_path / "pretrained"  # a copy: a regression must not destroy the real shipped models
+    for name in ("blur_default", "inpaint_default"):
+        shutil.copytree(pretrained_dir() / name, stand_in / name)
+    monkeypatch.setattr("dirac.shipped.pretrained_dir", lambda: stand_in)
+    shipped = stand_in / "blur_default"
+    before = _digest(shipped)
+    with pytest.raises(ValueError) as e:
+        OutputFolder(shipped).prepare(overwrite=True)
+    assert_one_line(str(e.value), "inside dirac's shipped models")
+    with pytest.raises(ValueError, match="inside dirac's shipped models"):
+        export_checkpoint("inpaint_default", shipped, overwrite=True)
+    with pytest.raises(ValueError, match="inside dirac's shipped models"):
+        DiracPipeline.from_pretrained("blur_default").save_pretrained(shipped, overwrite=True)
+    assert _digest(shipped) == before
+
+
+def _copy_shipped(tmp_path, name: str = "blur_default"):
+    folder = tmp_path / name
+    shutil.copytree(pretrained_dir() / name, folder)
+    return folder, json.loads((folder / "state.json").read_text())
+
+
+def test_a_checkpoint_whose_process_record_is_incomplete_is_refused(tmp_path):
+    folder, state = _copy_shipped(tmp_path)
+    del state["process"]["schedule"]  # defaults would give another t-grid than DO/PO were chosen on
+    (folder / "state.json").write_text(json.dumps(state))
+    with pytest.raises(CheckpointError) as e:
+        load_checkpoint(folder)
+    assert_one_line(str(e.value), "state.json", "'process' lacks ['schedule']")
+
+
+def test_a_checkpoint_without_a_data_record_names_what_is_missing(tmp_path):
+    folder, state = _copy_shipped(tmp_path)
+    del state["data"]
+    (folder / "state.json").write_text(json.dumps(state))
+    _, process, loaded = load_checkpoint(folder)  # the model itself still loads
+    with pytest.raises(ValueError) as e:
+        split_loader({"num_images": 2, "seed": 0}, loaded, process)("test")
+    assert_one_line(str(e.value), "records no 'data'", "measurements=")
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        ({"do": 0.3, "sampler": dict.fromkeys(SAMPLER_KEYS, 1)}, ["'do' must be an object", "mode=sweep"]),
+        ({"do": {"t": "abc"}, "sampler": dict.fromkeys(SAMPLER_KEYS, 1)}, ["'do' must be an object", "'abc'"]),
+        ({"do": {"t": 0.5}, "sampler": 5}, ["'sampler' must be an object"]),
+    ],
+)
+def test_a_malformed_choice_file_is_named_in_one_line(tmp_path, content, words):
+    path = tmp_path / "early_stopping.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError) as e:
+        load_stopping_choice(path, None)
+    assert_one_line(str(e.value), str(path), *words)
+
+
+def test_a_pipeline_with_a_malformed_choice_file_still_runs_a_float_stop(tmp_path):
+    folder, _ = _copy_shipped(tmp_path)
+    (folder / "early_stopping.json").write_text(json.dumps({"do": 0.3, "sampler": {}}))
+    pipe = DiracPipeline.from_pretrained(folder)
+    y = pipe.degrade(torch.rand(1, 3, 16, 16), generator=torch.Generator().manual_seed(0))
+    assert torch.isfinite(pipe(y, t_stop=1.0, steps=2, progress=False)).all()
+    with pytest.raises(ValueError, match="early_stopping.json"):
+        pipe(y, t_stop="do", steps=2, progress=False)
