@@ -135,11 +135,12 @@ def sampler_from_config(
             f"sampler.t_stop={chosen!r} is a label: resolve it with dirac.stopping_choice (or DiracPipeline) "
             f"or pass a float t_stop in [0, 1]"
         )
+    config_number({"t_stop": chosen}, "t_stop", "sampler")  # a number (not None, not a bool), finite
     return ReverseSampler(
         process,
-        steps=int(cfg["steps"]),
+        steps=config_number(cfg, "steps", "sampler", int),
         step=cfg["step"],
-        guidance=build_guidance(cfg.get("guidance"), float(cfg.get("guidance_strength", 0.0))),
+        guidance=build_guidance(cfg.get("guidance"), config_number(cfg, "guidance_strength", "sampler", float, 0.0)),
         t_stop=float(chosen),
         output=cfg.get("output", "x0"),
     )

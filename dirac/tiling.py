@@ -59,7 +59,7 @@ def tile_count(h: int, w: int, tile: int, overlap: int) -> int:
 def image_seeds(generator: torch.Generator | Sequence[torch.Generator] | None, n: int) -> list[int]:
     """One 62-bit seed per image: drawn from ``generator[i]`` (a list, one per image), in order from a single
     generator, or from torch's global RNG when ``generator`` is None."""
-    if isinstance(generator, (list, tuple)):
+    if generator is not None and not isinstance(generator, torch.Generator):  # a list, or refused with the reason
         gens = check_generators(generator, n)
         return [int(torch.randint(0, 2**62, (1,), generator=g, device=g.device)) for g in gens]
     device = generator.device if generator is not None else "cpu"  # a CUDA generator draws on its own device

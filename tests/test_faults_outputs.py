@@ -1,5 +1,6 @@
-"""Faults on the output side (a fault hunt of 2026-12-07): a user's file is never replaced, dirac's shipped models are
-never written by a user call, and broken records are named in one line instead of a traceback or a silent default."""
+"""Faults on the library and output side (a fault hunt of 2026-12-07): a user's file is never replaced, dirac's
+shipped models are never written by a user call, and broken records and bad call values are named in one line
+instead of a traceback or a silent default."""
 
 import hashlib
 import json
@@ -101,3 +102,24 @@ def test_a_pipeline_with_a_malformed_choice_file_still_runs_a_float_stop(tmp_pat
     assert torch.isfinite(pipe(y, t_stop=1.0, steps=2, progress=False)).all()
     with pytest.raises(ValueError, match="early_stopping.json"):
         pipe(y, t_stop="do", steps=2, progress=False)
+
+
+@pytest.mark.parametrize(
+    ("options", "words"),
+    [
+        ({"guidance": "std", "guidance_strength": float("nan")}, ["guidance_strength must be a finite number"]),
+        ({"steps": 2.99}, ["steps must be a positive integer", "2.99"]),  # was silently 2
+        ({"steps": "3"}, ["steps must be a positive integer"]),
+        ({"t_stop": None}, ["t_stop must be 'do', 'po' or a float"]),
+        ({"t_stop": True}, ["t_stop must be 'do', 'po' or a float"]),  # was silently 1.0
+        ({"generator": 0}, ["generator must be a torch.Generator or a list"]),
+        ({"generator": [1]}, ["generator list holds int"]),
+    ],
+)
+def test_bad_pipeline_values_are_named_in_one_line(options, words):
+    pipe = DiracPipeline.from_pretrained("blur_default")
+    with pytest.raises((ValueError, TypeError)) as e:
+        pipe(torch.rand(1, 3, 16, 16), progress=False, **({"t_stop": 1.0, "steps": 2} | options))
+    assert_one_line(str(e.value), *words)
+    with pytest.raises(TypeError, match="generator must be a torch.Generator"):
+        pipe.degrade(torch.rand(1, 3, 16, 16), generator=0)

@@ -26,9 +26,17 @@ GeneratorLike = torch.Generator | Sequence[torch.Generator] | None
 
 def check_generators(generators: Sequence[torch.Generator], n: int) -> list[torch.Generator]:
     """A list of generators, one per image, or a clear error."""
+    if not isinstance(generators, (list, tuple)):
+        raise TypeError(
+            f"generator must be a torch.Generator or a list of them (one per image), got {type(generators).__name__}; "
+            "e.g. generator=torch.Generator().manual_seed(0)"
+        )
     gens = list(generators)
     if len(gens) != n:
         raise ValueError(f"got {len(gens)} generators for {n} images; pass one per image")
+    bad = [type(g).__name__ for g in gens if not isinstance(g, torch.Generator)]
+    if bad:
+        raise TypeError(f"generator list holds {bad[0]}, not torch.Generator; pass one torch.Generator per image")
     return gens
 
 
