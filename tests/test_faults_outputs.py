@@ -6,12 +6,15 @@ import hashlib
 import json
 import shutil
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from dirac.checkpoint import CheckpointError
 from dirac.cli.sample import split_loader
 from dirac.evaluation import OutputFolder
+from dirac.evaluation.measurements import read_measurement
 from dirac.export import export_checkpoint
 from dirac.factory import load_checkpoint
 from dirac.pipeline import DiracPipeline
@@ -123,3 +126,21 @@ def test_bad_pipeline_values_are_named_in_one_line(options, words):
     assert_one_line(str(e.value), *words)
     with pytest.raises(TypeError, match="generator must be a torch.Generator"):
         pipe.degrade(torch.rand(1, 3, 16, 16), generator=0)
+
+
+@pytest.mark.parametrize(
+    ("values", "words"),
+    [
+        (np.full((8, 8), 200.0, dtype=np.float32), ["values lie in [200, 200]", "divide by 255"]),  # was clipped to 1
+        (np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8), ["values lie in [-1, 1]", "(x + 1) / 2"]),
+        (np.where(np.eye(8) > 0, np.nan, 0.5).astype(np.float32), ["NaN or Inf"]),
+    ],
+)
+def test_a_float_measurement_outside_the_range_is_named_not_clipped(tmp_path, values, words):
+    path = tmp_path / "m.tif"
+    Image.fromarray(values, mode="F").save(path)
+    with pytest.raises(ValueError) as e:
+        read_measurement(path, 1)
+    assert_one_line(str(e.value), str(path), *words)
+    Image.fromarray(np.full((8, 8), 0.25, dtype=np.float32), mode="F").save(path)  # in range: read as it is
+    assert torch.allclose(read_measurement(path, 1), torch.full((1, 8, 8), 0.25))

@@ -52,6 +52,9 @@ def _composite_over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return rgb * a + (1.0 - a)
 
 
+FLOAT_SLACK = 0.5  # a noisy measurement may stray this far outside [0, 1] (as dirac.image_types allows)
+
+
 def pil_to_tensor(img: Image.Image, channels: int | None = None) -> torch.Tensor:
     """Decode a PIL image into a float32 ``(C, H, W)`` tensor in [0, 1].
 
@@ -77,8 +80,16 @@ def pil_to_tensor(img: Image.Image, channels: int | None = None) -> torch.Tensor
         raw = np.asarray(img, dtype=np.float64)
         scale = 65535.0 if raw.max(initial=0) > 255 else 255.0
         arr = (raw / scale).astype(np.float32)
-    elif mode == "F":
+    elif mode == "F":  # float data carry no range: refuse what [0, 1] clamping would silently destroy
         arr = np.asarray(img, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise ValueError("the float image holds NaN or Inf values; clean or drop it")
+        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+        if lo < -FLOAT_SLACK or hi > 1.0 + FLOAT_SLACK:
+            raise ValueError(
+                f"the float image's values lie in [{lo:g}, {hi:g}], not [0, 1]; scale it to [0, 1] (0-255 data: "
+                "divide by 255; [-1, 1] data: (x + 1) / 2)"
+            )
     elif mode in ("L", "RGB"):
         arr = np.asarray(img, dtype=np.float32) / 255.0
     elif mode in ("RGBA", "LA", "La", "RGBa"):
