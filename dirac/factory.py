@@ -124,6 +124,19 @@ def loss_from_config(
         raise ValueError(msg if msg.startswith("loss.") else f"loss: {msg}") from None
 
 
+def _sampler_number(v: Any, key: str, whole: bool = False) -> float:
+    """``v`` as a finite float (a positive whole number with ``whole``), any real type but ``bool`` (NumPy and 0-d
+    tensors included); otherwise a one-line error naming ``sampler.key`` (``steps=2.99`` once ran 2 steps)."""
+    try:
+        x = float(v) if not isinstance(v, (bool, str)) and v is not None else math.nan
+    except (TypeError, ValueError):
+        x = math.nan
+    if not math.isfinite(x) or (whole and (x < 1 or x != int(x))):
+        want = "a positive integer" if whole else "a finite number"
+        raise ValueError(f"sampler.{key} must be {want}, got {v!r}")
+    return x
+
+
 def sampler_from_config(
     process: DegradationProcess, cfg: dict[str, Any], t_stop: float | None = None
 ) -> ReverseSampler:
@@ -135,13 +148,14 @@ def sampler_from_config(
             f"sampler.t_stop={chosen!r} is a label: resolve it with dirac.stopping_choice (or DiracPipeline) "
             f"or pass a float t_stop in [0, 1]"
         )
-    config_number({"t_stop": chosen}, "t_stop", "sampler")  # a number (not None, not a bool), finite
     return ReverseSampler(
         process,
-        steps=config_number(cfg, "steps", "sampler", int),
+        steps=int(_sampler_number(cfg["steps"], "steps", whole=True)),
         step=cfg["step"],
-        guidance=build_guidance(cfg.get("guidance"), config_number(cfg, "guidance_strength", "sampler", float, 0.0)),
-        t_stop=float(chosen),
+        guidance=build_guidance(
+            cfg.get("guidance"), _sampler_number(cfg.get("guidance_strength", 0.0), "guidance_strength")
+        ),
+        t_stop=_sampler_number(chosen, "t_stop"),
         output=cfg.get("output", "x0"),
     )
 

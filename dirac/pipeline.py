@@ -149,7 +149,10 @@ class DiracPipeline:
             t, chosen = stopping_point(self.choice, t_stop)
             settings.update(chosen)
         else:
-            t = float(t_stop) if type(t_stop) in (int, float) else math.nan  # None/bool/tensor: refused below
+            try:  # None, a bool or a string other than the labels: refused below
+                t = math.nan if isinstance(t_stop, bool) or t_stop is None else float(t_stop)
+            except (TypeError, ValueError):
+                t = math.nan
             if not 0.0 <= t <= 1.0:
                 raise ValueError(f"t_stop must be 'do', 'po' or a float in [0, 1], got {t_stop!r}")
         unknown = sorted(set(overrides) - set(SAMPLER_OPTIONS))
