@@ -253,7 +253,9 @@ def load_checkpoint(folder: str | Path, ema: bool = True, device: str | torch.de
         raise CheckpointError(f"{folder}/state.json: 'model' and 'process' must be JSON objects")
     lacking = [k for k in PROCESS_RECORD if k not in state["process"]]
     if lacking:  # defaults would silently give another process (e.g. another t-grid than DO/PO were chosen on)
-        raise CheckpointError(f"{folder}/state.json: 'process' lacks {lacking}; re-export the checkpoint it came from")
+        raise CheckpointError(
+            f"cannot load checkpoint {folder}: 'process' in state.json lacks {lacking}; re-export it from its run"
+        )
     net = model_from_config(state["model"], where=f"{folder}/state.json")
     weights = read_weights(folder, ema=ema)
     try:

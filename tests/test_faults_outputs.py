@@ -68,7 +68,7 @@ def test_a_checkpoint_whose_process_record_is_incomplete_is_refused(tmp_path):
     (folder / "state.json").write_text(json.dumps(state))
     with pytest.raises(CheckpointError) as e:
         load_checkpoint(folder)
-    assert_one_line(str(e.value), "state.json", "'process' lacks ['schedule']")
+    assert_one_line(str(e.value), "cannot load checkpoint", "'process' in state.json lacks ['schedule']")
 
 
 def test_a_checkpoint_without_a_data_record_names_what_is_missing(tmp_path):
