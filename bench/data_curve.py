@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from dirac.cli.sample import split_loader
+from dirac.degradations.base import MaskProcess
 from dirac.factory import dataset_from_config, load_checkpoint
 from dirac.metrics import psnr
 from dirac.models import NCSNppConfig
@@ -49,6 +50,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.quick:
         args.sizes, args.subsets = [4, 8], 1
     _, process, state = load_checkpoint(args.checkpoint, ema=True)
+    if not isinstance(process, MaskProcess):  # the Gaussian posterior mean assumes a diagonal A (a mask)
+        raise SystemExit(f"error: --checkpoint {args.checkpoint} is a {process.kind} model; use an inpainting one")
     data = copy.deepcopy(state["data"])
     data["train"] = {}  # the plain faces: the subsets are drawn from them, mirrored below
     clean, y = split_loader({"num_images": None, "seed": 0, "data": data}, state, process)("val")

@@ -203,3 +203,5 @@ def test_data_curve_fits_the_prior_on_subsets_and_reports_the_slope_per_doubling
     assert result["ratios"]["db_per_doubling"] == pytest.approx(psnrs["8"] - psnrs["4"], abs=1e-9)
     with pytest.raises(SystemExit, match="--sizes must lie in"):
         bench_module("data_curve").main(["--sizes", "5000", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="is a blur model; use an inpainting one"):
+        bench_module("data_curve").main(["--quick", "--checkpoint", "blur_default", "--out", str(tmp_path)])
