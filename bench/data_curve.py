@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
 from typing import Any
 
+import numpy as np
 import torch
 
 from dirac.cli.sample import split_loader
@@ -85,12 +85,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _slope_per_doubling(means: dict[int, float]) -> float:
-    """Least-squares slope of PSNR against log2 N."""
-    xs = [math.log2(n) for n in means]
-    ys = list(means.values())
-    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    var = sum((x - mx) ** 2 for x in xs)
-    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
+    """Least-squares slope of PSNR against log2 N (0 for a single size)."""
+    if len(means) < 2:
+        return 0.0
+    return float(np.polyfit(np.log2(list(means)), list(means.values()), 1)[0])
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

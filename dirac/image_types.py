@@ -21,6 +21,10 @@ Restore = Callable[..., Any]
 """``restore(output, floats=False)``: the input's type back; ``floats=True`` gives float values (std maps)."""
 
 
+MEASUREMENT_SLACK = 0.5
+"""Measurements may lie in [−0.5, 1.5] (noise); clean images must lie in [0, 1]."""
+
+
 def check_range(x: Tensor, name: str, tolerance: float = 0.0) -> None:
     """Refuse values outside ``[−tolerance, 1 + tolerance]`` with the likely cause and the fix."""
     if not bool(torch.isfinite(x).all()):

@@ -28,7 +28,7 @@ from .checkpoint import check_destination, write_checkpoint
 from .degradations import DegradationProcess
 from .degradations.base import GeneratorLike, check_generators
 from .factory import load_checkpoint, require_role, sampler_from_config
-from .image_types import check_range, to_tensors
+from .image_types import MEASUREMENT_SLACK, check_range, to_tensors
 from .sampling import ReverseSampler, SamplerOutput
 from .sampling.mismatch import DegradationMismatchWarning, consistency_ratios, warn_mismatch
 from .shipped import refuse_shipped, resolve_checkpoint
@@ -44,8 +44,6 @@ from .tiling import child_seed, image_seeds, needs_tiles, seeded_generators, til
 
 Callback = Callable[[int, float, Tensor], None]
 SAMPLER_OPTIONS = ("steps", "step", "guidance", "guidance_strength", "output")
-MEASUREMENT_SLACK = 0.5
-"""Measurements may lie in [−0.5, 1.5] (noise); clean images must lie in [0, 1]."""
 
 
 @dataclass

@@ -131,8 +131,8 @@ def test_bad_pipeline_values_are_named_in_one_line(options, words):
 @pytest.mark.parametrize(
     ("values", "words"),
     [
-        (np.full((8, 8), 200.0, dtype=np.float32), ["values lie in [200, 200]", "divide by 255"]),  # was clipped to 1
-        (np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8), ["values lie in [-1, 1]", "(x + 1) / 2"]),
+        (np.full((8, 8), 200.0, dtype=np.float32), ["values in [200, 200]", "divide by 255"]),  # was clipped to 1
+        (np.linspace(-1, 1, 64, dtype=np.float32).reshape(8, 8), ["values in [-1, 1]", "(x + 1) / 2"]),
         (np.where(np.eye(8) > 0, np.nan, 0.5).astype(np.float32), ["NaN or Inf"]),
     ],
 )

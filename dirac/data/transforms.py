@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
 
+from ..image_types import MEASUREMENT_SLACK, check_range
+
 __all__ = [
     "LUMA_WEIGHTS",
     "center_crop",
@@ -52,9 +54,6 @@ def _composite_over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return rgb * a + (1.0 - a)
 
 
-FLOAT_SLACK = 0.5  # a noisy measurement may stray this far outside [0, 1] (as dirac.image_types allows)
-
-
 def pil_to_tensor(img: Image.Image, channels: int | None = None) -> torch.Tensor:
     """Decode a PIL image into a float32 ``(C, H, W)`` tensor in [0, 1].
 
@@ -82,14 +81,7 @@ def pil_to_tensor(img: Image.Image, channels: int | None = None) -> torch.Tensor
         arr = (raw / scale).astype(np.float32)
     elif mode == "F":  # float data carry no range: refuse what [0, 1] clamping would silently destroy
         arr = np.asarray(img, dtype=np.float32)
-        if not np.isfinite(arr).all():
-            raise ValueError("the float image holds NaN or Inf values; clean or drop it")
-        lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
-        if lo < -FLOAT_SLACK or hi > 1.0 + FLOAT_SLACK:
-            raise ValueError(
-                f"the float image's values lie in [{lo:g}, {hi:g}], not [0, 1]; scale it to [0, 1] (0-255 data: "
-                "divide by 255; [-1, 1] data: (x + 1) / 2)"
-            )
+        check_range(torch.from_numpy(arr), "the float image", tolerance=MEASUREMENT_SLACK)
     elif mode in ("L", "RGB"):
         arr = np.asarray(img, dtype=np.float32) / 255.0
     elif mode in ("RGBA", "LA", "La", "RGBa"):
