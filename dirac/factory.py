@@ -177,7 +177,8 @@ def dataset_from_config(cfg: dict[str, Any], split: str, **extra: Any) -> torch.
         return data
     seed = int(kwargs.get("seed", 0))
     if augment:  # data.train.augment: augment.AUGMENT_KEYS
-        numbers = ("jitter", "shift", "hue", "warp", "mixup")  # named here: Augmented's float() would not say which
+        # named here: Augmented's float() would not say which key held a non-number
+        numbers = ("jitter", "shift", "hue", "warp", "shading", "mixup")
         augment = {**augment, **{k: config_number(augment, k, "data.train.augment") for k in numbers if k in augment}}
         data = Augmented(data, seed=seed, **augment)
     if procedural:  # data.train.procedural: {fraction, r_min, r_max, max_shapes}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from helpers import ROOT, assert_clear_failure, checksums, run
+from omegaconf import OmegaConf
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
@@ -41,8 +42,9 @@ def sample_inprocess(*args: str) -> subprocess.CompletedProcess:
 
 
 def _user_files(root: Path) -> dict[str, str]:
-    """Checksums of everything under ``root`` except Hydra's own bookkeeping (``.hydra/``, the job log)."""
-    return {k: v for k, v in checksums(root).items() if "/.hydra/" not in k and not k.endswith("sample.log")}
+    """Checksums of everything under ``root`` except Hydra's job log (``.hydra/`` counts: dirac writes it only once
+    the run holds its folder, so a refused run leaves another run's record alone)."""
+    return {k: v for k, v in checksums(root).items() if not k.endswith("sample.log")}
 
 
 def _png(path: Path, size=(16, 16), colour=(40, 100, 200)) -> None:
@@ -53,6 +55,12 @@ def _png(path: Path, size=(16, 16), colour=(40, 100, 200)) -> None:
 def _foreign_out(tmp: Path) -> None:
     (tmp / "out").mkdir()
     (tmp / "out" / "mine.txt").write_text("not dirac's")
+
+
+def _another_runs_record(tmp: Path) -> None:
+    _foreign_out(tmp)
+    (tmp / "out" / ".hydra").mkdir()
+    (tmp / "out" / ".hydra" / "config.yaml").write_text("their: run\n")
 
 
 def _stale_out(tmp: Path) -> None:
@@ -129,6 +137,7 @@ CASES = {
     "measurements not a folder": (["measurements=TMP/nothing"], ["nothing", "not a folder"], None),
     "foreign files in output": ([], ["mine.txt", "overwrite=true"], _foreign_out),
     "stale outputs": ([], ["earlier run", "overwrite=true"], _stale_out),
+    "another run's .hydra": ([], ["mine.txt", "overwrite=true"], _another_runs_record),
     "non-finite weights": (
         ["checkpoint=TMP/ckpt", "sampler.t_stop=0.5"],
         ["NaN", "nothing was written"],
@@ -146,7 +155,10 @@ def _check_case(tmp_path: Path, case: str, launch) -> None:
     res = launch(*_fast(args), f"hydra.run.dir={tmp_path / 'out'}")
     text = assert_clear_failure(res, *words)
     assert len(text.strip().splitlines()) <= 3, f"not a short reason:\n{text}"
-    assert _user_files(tmp_path) == before, f"files changed although the run failed:\n{text[-1500:]}"
+    after = _user_files(tmp_path)
+    new = {k for k in after if k not in before and f"{tmp_path / 'out' / '.hydra'}/" not in k}
+    # the one thing a run that failed after taking its folder leaves is its config record (.hydra/)
+    assert not new and all(after.get(k) == v for k, v in before.items()), f"files changed:\n{text[-1500:]}"
     assert checksums(SHIPPED) == shipped
     assert not list((tmp_path / "out").rglob("*.png")) or setup in (_stale_out,)
 
@@ -172,6 +184,7 @@ def test_overwrite_removes_only_the_previous_runs_files(tmp_path):
     assert not (out / "reconstructions" / "do" / "0000.png").exists()  # the stale output went
     files = json.loads((out / "manifest.json").read_text())["files"]
     assert "reconstructions/t0.5/0000.png" in files and all((out / f).is_file() for f in files)
+    assert OmegaConf.load(out / ".hydra" / "config.yaml").sampler.steps == 2  # Hydra's record, written by dirac
 
 
 def test_mixed_sizes_in_one_measurement_folder(tmp_path):

@@ -114,6 +114,21 @@ def test_warp_is_a_smooth_small_displacement_that_keeps_constants():
         Augmented([x], warp=-1.0)
 
 
+def test_shading_is_a_smooth_positive_gain_shared_by_the_channels():
+    black = torch.zeros(1, 24, 24)
+    assert torch.equal(augment_image(black, np.random.default_rng(0), shading=0.3), black)
+    grey = torch.full((1, 24, 24), 0.4)
+    for seed in range(4):
+        gain = (augment_image(grey, np.random.default_rng(seed), shading=0.2) / grey)[0].log()  # log-gain = g(p)
+        assert 0.01 < gain.abs().max() < 1.2  # lit differently, by a factor near one
+        assert (gain[:, 1:] - gain[:, :-1]).abs().max() < 0.5 * gain.abs().max()  # smooth over the image
+    colour = torch.rand(3, 16, 16) * 0.5
+    out = augment_image(colour, np.random.default_rng(1), shading=0.2)
+    assert torch.allclose(out[0] / colour[0], out[1] / colour[1], rtol=1e-4)  # one field for every channel
+    with pytest.raises(ValueError, match="augment.shading"):
+        Augmented([colour], shading=2.0)
+
+
 def test_mixup_blends_two_items_and_leaves_the_stream_of_other_augmentations_alone():
     base = [torch.full((1, 4, 4), v) for v in (0.0, 0.2, 0.6, 1.0)]
     mixed = Augmented(base, seed=3, mixup=1.0)
@@ -143,7 +158,7 @@ def test_config_builds_the_wrapped_training_set_only_for_train():
     assert isinstance(dataset_from_config(cfg, "test"), FaceCrops)
     with pytest.raises(ValueError, match="fraction"):
         dataset_from_config({**cfg, "train": {"procedural": {"r_min": 1}}}, "train")
-    for key in ("warp", "mixup", "jitter"):  # a non-number is named by its key, not by float()'s message
+    for key in ("warp", "shading", "mixup", "jitter"):  # a non-number is named by its key, not by float()'s message
         with pytest.raises(ValueError, match=f"data.train.augment.{key} must be a finite number, got 'abc'"):
             dataset_from_config({**cfg, "train": {"augment": {key: "abc"}}}, "train")
 

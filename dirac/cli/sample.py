@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from dirac.cli import record_hydra_config
 from dirac.distributed import init_processes, is_main, launched_ranks, shared_folder
 from dirac.evaluation.settings import check_settings, stopping_points
 from dirac.evaluation.uncertainty_settings import UNCERTAINTY_MODES, check_uncertainty_settings
@@ -118,7 +121,8 @@ class Job:
     inputs: ModeInputs = field(default_factory=ModeInputs)
 
 
-def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
+def run(cfg: dict[str, Any], out_dir: Path, job_log: str, on_hold: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Check ``cfg``, load the job, prepare ``out_dir`` (then ``on_hold()``, main process) and run the mode."""
     cfg = check_uncertainty_settings(check_settings(cfg))  # every value checked before the (slow) heavy imports
     device = pick_device(str(cfg["device"]))
     out_dir = shared_folder(out_dir)
@@ -134,6 +138,8 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str) -> dict[str, Any]:
     plan_mode(cfg, job)
     out = OutputFolder(out_dir, ignore=[job_log])
     removed = out.prepare(cfg["overwrite"])
+    if on_hold is not None and is_main():
+        on_hold()
     if removed:
         log.info("overwrite=true: removed %d files of the previous run (listed in its manifest)", len(removed))
 
@@ -303,7 +309,8 @@ def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     try:
-        summary = run(OmegaConf.to_container(cfg, resolve=True), out_dir, f"{hc.job.name}.log")
+        record = partial(record_hydra_config, cfg, out_dir)  # Hydra's record, once the run holds its folder
+        summary = run(OmegaConf.to_container(cfg, resolve=True), out_dir, f"{hc.job.name}.log", record)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError) as e:
         raise SystemExit(f"error: {e}") from None
     if is_main():  # under several processes: one report, from the process that wrote the outputs

@@ -17,6 +17,9 @@ run, or any DataLoader worker, reproduces it. The operations keep pixel values i
 * ``warp`` (pixels): an elastic deformation (Simard et al. 2003): x ↦ x(p + d(p)) with a smooth displacement
   field d, i.i.d. N(0, warp²) per axis on a 4 × 4 grid of control points, bicubically interpolated to every pixel;
   it keeps an aligned face aligned on average while moving its parts (eye spacing, nose length) a little.
+* ``shading`` (log-intensity std): its photometric counterpart, a smooth illumination field: x ↦ x · exp(g(p))
+  with g i.i.d. N(0, shading²) on the same 4 × 4 grid, bicubically interpolated and shared by the colour channels
+  (a face lit a little more from one side); clamped to [0, 1].
 * ``mixup`` (probability, handled by :class:`Augmented`, which sees the whole dataset): with this probability the
   item is λ·x_i + (1 − λ)·x_j with another random item j and λ ~ U(0, 1) (Zhang et al. 2018), before the above.
 """
@@ -75,17 +78,26 @@ def _shift_scale(x: torch.Tensor, rng: np.random.Generator, shift: float, scale:
     return F.grid_sample(x[None], grid, mode="bilinear", padding_mode="reflection", align_corners=False)[0]
 
 
-_WARP_GRID = 4  # control points per axis of the elastic displacement field
+_WARP_GRID = 4  # control points per axis of the smooth random fields (elastic warp, shading)
+
+
+def _smooth_field(rng: np.random.Generator, std: float, fields: int, h: int, w: int, dtype) -> torch.Tensor:
+    """``fields`` smooth random maps ``(fields, H, W)``: N(0, std²) on a 4 × 4 grid, bicubically interpolated."""
+    coarse = torch.from_numpy(rng.normal(0.0, std, size=(1, fields, _WARP_GRID, _WARP_GRID))).to(dtype)
+    return F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)[0]
 
 
 def _warp(x: torch.Tensor, rng: np.random.Generator, warp: float) -> torch.Tensor:
     h, w = x.shape[-2:]
-    coarse = torch.from_numpy(rng.normal(0.0, warp, size=(1, 2, _WARP_GRID, _WARP_GRID))).to(x.dtype)
-    d = F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)[0]  # (2, H, W) in pixels
+    d = _smooth_field(rng, warp, 2, h, w, x.dtype)  # (2, H, W) displacements in pixels
     theta = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=x.dtype)[None]
     grid = F.affine_grid(theta, [1, *x.shape], align_corners=False)[0]  # (H, W, 2) as (x, y) in [-1, 1]
     grid = grid + torch.stack([d[0] * 2 / w, d[1] * 2 / h], dim=-1)
     return F.grid_sample(x[None], grid[None], mode="bilinear", padding_mode="reflection", align_corners=False)[0]
+
+
+def _shading(x: torch.Tensor, rng: np.random.Generator, shading: float) -> torch.Tensor:
+    return (x * _smooth_field(rng, shading, 1, *x.shape[-2:], x.dtype).exp()).clamp(0.0, 1.0)
 
 
 def augment_image(
@@ -98,6 +110,7 @@ def augment_image(
     scale: Sequence[float] | None = None,
     hue: float = 0.0,
     warp: float = 0.0,
+    shading: float = 0.0,
 ) -> torch.Tensor:
     """One random augmentation of a ``(C, H, W)`` image in [0, 1] (see the module docstring)."""
     if warp > 0:
@@ -112,6 +125,8 @@ def augment_image(
         x = x[torch.from_numpy(rng.permutation(3))]
     if hue > 0 and x.shape[0] == 3:
         x = _hue_rotation(x, rng, float(hue))
+    if shading > 0:
+        x = _shading(x, rng, float(shading))
     if jitter > 0:
         x = _jitter(x, rng, float(jitter))
     return x.clamp(0.0, 1.0).contiguous()
@@ -154,6 +169,10 @@ class Augmented(Dataset):
             raise ValueError(f"data.train.augment needs 0 <= jitter < 1 and shift >= 0, got {options}")
         if float(options.get("warp", 0.0)) < 0 or not 0.0 <= float(options.get("mixup", 0.0)) <= 1.0:
             raise ValueError(f"data.train.augment needs warp >= 0 (pixels) and mixup in [0, 1], got {options}")
+        if not 0.0 <= float(options.get("shading", 0.0)) <= 1.0:
+            raise ValueError(
+                f"data.train.augment.shading is a log-intensity std in [0, 1] (e.g. 0.1), got {options['shading']}"
+            )
         if not 0.0 <= float(options.get("hue", 0.0)) <= 180.0:
             raise ValueError(f"data.train.augment.hue is a rotation in degrees in [0, 180], got {options['hue']}")
         float_pair(options.get("scale"), "data.train.augment.scale")
