@@ -53,10 +53,8 @@ def batch_sizes(largest: int) -> list[int]:
     return sizes + [largest]
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    args = bu.resolve(args, NORMAL, QUICK)
-    env = bu.env_info()
-    process = bu.processes(args.image_size)[args.process]
+def _models(args: argparse.Namespace, process: Any) -> tuple[Reconstructor, Reconstructor]:
+    """The network with ``args.input`` and the same weights on y_t (``F / F_y`` is what the input costs per NFE)."""
     net = build_ncsnpp(
         args.model,
         image_size=args.image_size,
@@ -72,59 +70,60 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 net.config.gaussian_smoothness,
             )
         )
-    model = Reconstructor(net, process.noise, process)
-    # the same weights on y_t: F / F_y is what the input costs per NFE
     twin = build_ncsnpp(args.model, image_size=args.image_size, channels=args.channels).eval()
     twin.load_state_dict({k: v for k, v in net.state_dict().items() if k not in PRIOR_BUFFERS})
-    plain = Reconstructor(twin, process.noise)
-    sampler = sampler_from_config(process, bu.sampler_settings(args.steps))
-    per: dict[int, dict[str, Any]] = {}
-    for b in batch_sizes(args.batch_size):
-        x0 = bu.smooth_images(b, net.config.channels, args.image_size, args.seed)
-        y = process.measure(x0, torch.Generator().manual_seed(args.seed))
-        t1 = torch.ones(b)
-        nfe = []
+    return Reconstructor(net, process.noise, process), Reconstructor(twin, process.noise)
 
-        def forward(y=y, t1=t1) -> None:
-            with torch.no_grad():
-                model(y, t1)
 
-        def forward_y(y=y, t1=t1) -> None:
-            with torch.no_grad():
-                plain(y, t1)
+def _measure_batch(args: argparse.Namespace, b: int, process: Any, model, plain, sampler) -> dict[str, Any]:
+    """Median times of one forward (F), one forward on y_t (F_y) and one sampler call (W) at batch ``b``."""
+    x0 = bu.smooth_images(b, model.net.config.channels, args.image_size, args.seed)
+    y = process.measure(x0, torch.Generator().manual_seed(args.seed))
+    t1 = torch.ones(b)
+    nfe = []
 
-        def sample(y=y, nfe=nfe) -> None:
-            nfe.append(sampler(model, y, torch.Generator().manual_seed(args.seed)).nfe)
+    def forward() -> None:
+        with torch.no_grad():
+            model(y, t1)
 
-        forward()  # warm-up (the sampler's first step is warm after it)
-        jobs = {"F": forward, "W": sample} | ({"F_y": forward_y} if args.input != "measurement" else {})
-        times = bu.measure(jobs, reps=args.reps, warmup=0, min_time={"F": args.min_time, "F_y": args.min_time})
-        f, w = times["F"]["median"], times["W"]["median"]
-        per[b] = {
-            "batch": b,
-            "nfe": nfe[0],
-            "seconds": times,
-            "forward_img_s": b / f,
-            "sampler_img_s": b / w,
-            "efficiency": nfe[0] * f / w,
-            "input_cost": f / times["F_y"]["median"] if "F_y" in times else 1.0,
-        }
+    def forward_y() -> None:
+        with torch.no_grad():
+            plain(y, t1)
+
+    def sample() -> None:
+        nfe.append(sampler(model, y, torch.Generator().manual_seed(args.seed)).nfe)
+
+    forward()  # warm-up (the sampler's first step is warm after it)
+    jobs = {"F": forward, "W": sample} | ({"F_y": forward_y} if args.input != "measurement" else {})
+    times = bu.measure(jobs, reps=args.reps, warmup=0, min_time={"F": args.min_time, "F_y": args.min_time})
+    f, w = times["F"]["median"], times["W"]["median"]
+    return {
+        "batch": b,
+        "nfe": nfe[0],
+        "seconds": times,
+        "forward_img_s": b / f,
+        "sampler_img_s": b / w,
+        "efficiency": nfe[0] * f / w,
+        "input_cost": f / times["F_y"]["median"] if "F_y" in times else 1.0,
+    }
+
+
+def _table(args: argparse.Namespace, per: dict[int, dict[str, Any]]) -> str:
     base = per[1] if 1 in per else next(iter(per.values()))
-    rows = []
-    for b, r in per.items():
-        rows.append(
-            [
-                b,
-                bu.ms(r["seconds"]["F"]["median"]),
-                bu.fmt(r["forward_img_s"]),
-                bu.fmt(r["forward_img_s"] / base["forward_img_s"]),
-                bu.fmt(r["seconds"]["W"]["median"]),
-                bu.fmt(r["sampler_img_s"]),
-                bu.fmt(r["sampler_img_s"] / base["sampler_img_s"]),
-                bu.fmt(r["efficiency"]),
-                bu.fmt(r["input_cost"]),
-            ]
-        )
+    rows = [
+        [
+            b,
+            bu.ms(r["seconds"]["F"]["median"]),
+            bu.fmt(r["forward_img_s"]),
+            bu.fmt(r["forward_img_s"] / base["forward_img_s"]),
+            bu.fmt(r["seconds"]["W"]["median"]),
+            bu.fmt(r["sampler_img_s"]),
+            bu.fmt(r["sampler_img_s"] / base["sampler_img_s"]),
+            bu.fmt(r["efficiency"]),
+            bu.fmt(r["input_cost"]),
+        ]
+        for b, r in per.items()
+    ]
     headers = ["batch", "F ms", "fwd img/s", "fwd speed-up", "sampler s", "sampler img/s", "speed-up", "NFE·F/W"]
     headers.append("F/F_y")
     title = (
@@ -132,8 +131,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"{args.process}, "
         f"{args.steps} steps (NFE {base['nfe']}), no guidance, {args.reps} reps, threads {torch.get_num_threads()}"
     )
-    text = title + "\n" + bu.table(headers, rows)
+    return title + "\n" + bu.table(headers, rows)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    args = bu.resolve(args, NORMAL, QUICK)
+    env = bu.env_info()
+    process = bu.processes(args.image_size)[args.process]
+    model, plain = _models(args, process)
+    sampler = sampler_from_config(process, bu.sampler_settings(args.steps))
+    per = {b: _measure_batch(args, b, process, model, plain, sampler) for b in batch_sizes(args.batch_size)}
+    text = _table(args, per)
     print(text)
+    base = per[1] if 1 in per else next(iter(per.values()))
     ratios = {}
     for b, r in per.items():
         ratios[f"b{b}.efficiency"] = r["efficiency"]

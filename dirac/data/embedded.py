@@ -123,6 +123,28 @@ def _grid_positions(height: int, width: int, size: int, n: int) -> list[tuple[in
     return [grid[i] for i in keep]
 
 
+def _check_photo_crop_arguments(
+    split: str, channels: int, downscale: float, image_size: int, crops_per_image: int, random_rotation: bool,
+    random_scale: Sequence[float] | None, random_aspect: Sequence[float] | None,
+) -> None:  # fmt: skip
+    """Refuse, in one line naming the argument, what :class:`PhotoCrops` cannot use."""
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, got {channels}")
+    if not isinstance(random_rotation, bool):
+        raise ValueError(f"random_rotation must be true or false, got {random_rotation!r}")
+    if float(downscale) < 1.0:
+        raise ValueError(f"downscale must be >= 1, got {downscale}")
+    if int(image_size) < 1 or int(crops_per_image) < 1:
+        raise ValueError(f"image_size and crops_per_image must be positive, got {image_size}, {crops_per_image}")
+    train_only = {"random_scale": random_scale, "random_rotation": random_rotation, "random_aspect": random_aspect}
+    given = ", ".join(k for k, v in train_only.items() if v not in (None, False))
+    if split in _EVAL_SPLITS and given:
+        raise ValueError(
+            f"{given} draw random training crops and apply to split='train' only (set them under data.train); "
+            f"the {split} crops are a fixed grid"
+        )
+
+
 class PhotoCrops(Dataset):
     """Crops of scikit-image's photographs, split by whole photograph (see the module docstring).
 
@@ -172,21 +194,9 @@ class PhotoCrops(Dataset):
         random_rotation: bool = False,
         random_aspect: Sequence[float] | None = None,
     ) -> None:
-        if channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {channels}")
-        if not isinstance(random_rotation, bool):
-            raise ValueError(f"random_rotation must be true or false, got {random_rotation!r}")
-        if float(downscale) < 1.0:
-            raise ValueError(f"downscale must be >= 1, got {downscale}")
-        if int(image_size) < 1 or int(crops_per_image) < 1:
-            raise ValueError(f"image_size and crops_per_image must be positive, got {image_size}, {crops_per_image}")
-        train_only = {"random_scale": random_scale, "random_rotation": random_rotation, "random_aspect": random_aspect}
-        given = ", ".join(k for k, v in train_only.items() if v not in (None, False))
-        if split in _EVAL_SPLITS and given:
-            raise ValueError(
-                f"{given} draw random training crops and apply to split='train' only (set them under data.train); "
-                f"the {split} crops are a fixed grid"
-            )
+        _check_photo_crop_arguments(
+            split, channels, downscale, image_size, crops_per_image, random_rotation, random_scale, random_aspect
+        )
         scale = float_pair(random_scale, "random_scale")
         if scale is not None and scale[0] < 1.0:
             raise ValueError(f"random_scale must satisfy 1 <= lo <= hi, got {scale}")
@@ -203,34 +213,41 @@ class PhotoCrops(Dataset):
         self.random_rotation = random_rotation
         self.random_aspect = float_pair(random_aspect, "random_aspect")
         self.epoch = 0
-        size = self.image_size
         if split in _EVAL_SPLITS:
-            self._items: list[tuple[str, int, int]] = []
-            for name in self.sources:
-                h, w = _downscaled_photo(name, self.downscale).shape[-2:]
-                if min(h, w) < size:
-                    raise ValueError(
-                        f"photograph {name!r} is {h}x{w} after downscale {self.downscale}, smaller than "
-                        f"image_size={size}; lower downscale or image_size."
-                    )
-                self._items += [(name, t, l) for t, l in _grid_positions(h, w, size, self.crops_per_image)]
+            self._items: list[tuple[str, int, int]] = self._grid_items()
             self.length = len(self._items)
         else:
-            # a photograph must hold the widest crop at factor 1, so the factor cap of _train_item never upsamples
-            need = size * max_box_reach(random_rotation, self.random_aspect) + (
-                2 * _ROTATION_PAD if random_rotation else 0
-            )
-            usable = tuple(n for n in self.sources if min(_original_photo(n).size) >= need)
-            if not usable:
-                raise ValueError(
-                    f"no training photograph is at least {math.ceil(need)} px on its shorter side, as "
-                    f"image_size={size} needs with these random_rotation/random_aspect settings; lower image_size "
-                    f"or narrow them"
-                )
-            self.sources = usable
+            self.sources = self._usable_training_photos()
             self.length = 4096 if length is None else int(length)
             if self.length < 1:
                 raise ValueError(f"length must be positive, got {length}")
+
+    def _grid_items(self) -> list[tuple[str, int, int]]:
+        """The fixed val/test crops ``(photo, top, left)``: a grid over every downscaled photograph."""
+        size, items = self.image_size, []
+        for name in self.sources:
+            h, w = _downscaled_photo(name, self.downscale).shape[-2:]
+            if min(h, w) < size:
+                raise ValueError(
+                    f"photograph {name!r} is {h}x{w} after downscale {self.downscale}, smaller than "
+                    f"image_size={size}; lower downscale or image_size."
+                )
+            items += [(name, t, l) for t, l in _grid_positions(h, w, size, self.crops_per_image)]
+        return items
+
+    def _usable_training_photos(self) -> tuple[str, ...]:
+        """The training photographs that hold the widest crop at factor 1 (so ``_train_item``'s factor cap never
+        upsamples)."""
+        reach = max_box_reach(self.random_rotation, self.random_aspect)
+        need = self.image_size * reach + (2 * _ROTATION_PAD if self.random_rotation else 0)
+        usable = tuple(n for n in self.sources if min(_original_photo(n).size) >= need)
+        if not usable:
+            raise ValueError(
+                f"no training photograph is at least {math.ceil(need)} px on its shorter side, as "
+                f"image_size={self.image_size} needs with these random_rotation/random_aspect settings; lower "
+                f"image_size or narrow them"
+            )
+        return usable
 
     def set_epoch(self, epoch: int) -> None:
         """Draw a fresh set of train crops for a new epoch (no effect on val/test)."""
