@@ -12,7 +12,6 @@ Prints a table and writes ``bench/results/baselines_default.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from dirac.baselines import admm_tv, best_lambda_tikhonov, best_lambda_tv, tikho
 from dirac.baselines._common import default_lambdas
 from dirac.data import PhotoCrops
 from dirac.factory import process_from_config
+from dirac.io import write_json
 from dirac.metrics import psnr, ssim
 
 OUT = Path(__file__).parent / "results" / "baselines_default.json"
@@ -37,6 +37,28 @@ def _degradation_config(kind: str) -> dict:
 
 def summary(rec: torch.Tensor, x: torch.Tensor) -> dict:
     return {"psnr": float(psnr(rec, x).mean()), "ssim": float(ssim(rec, x).mean())}
+
+
+def _one_process(proc, x: torch.Tensor, tik_grid, tv_grid, tv_iterations: int) -> dict:
+    """Oracle-λ Tikhonov and TV on one process's measurements of ``x``: scores per λ, sweep and single-solve times."""
+    y = proc.measure(x, torch.Generator().manual_seed(0))
+    t0 = time.perf_counter()
+    lam_t, scores_t, rec_t = best_lambda_tikhonov(proc, x, y, lambdas=tik_grid)
+    t1 = time.perf_counter()
+    lam_v, scores_v, rec_v = best_lambda_tv(proc, x, y, lambdas=tv_grid, iterations=tv_iterations)
+    t2 = time.perf_counter()
+    tikhonov(proc, y, lam_t)  # one solve at the chosen λ, timed alone
+    s1 = time.perf_counter()
+    admm_tv(proc, y, lam_v, iterations=tv_iterations)
+    s2 = time.perf_counter()
+    per_lambda = [{f"{k:.6g}": v for k, v in scores.items()} for scores in (scores_t, scores_v)]
+    return {
+        "measurement": summary(y, x),
+        "tikhonov": {"lambda": lam_t, **summary(rec_t, x), "psnr_per_lambda": per_lambda[0], "sweep_s": t1 - t0,
+                     "solve_s": s1 - t2},
+        "admm_tv": {"lambda": lam_v, **summary(rec_v, x), "psnr_per_lambda": per_lambda[1], "sweep_s": t2 - t1,
+                    "solve_s": s2 - s1},
+    }  # fmt: skip
 
 
 def main() -> None:
@@ -73,46 +95,15 @@ def main() -> None:
     }
     rows = []
     for name, proc in processes.items():
-        y = proc.measure(x, torch.Generator().manual_seed(0))
-        t0 = time.perf_counter()
-        lam_t, scores_t, rec_t = best_lambda_tikhonov(proc, x, y, lambdas=tik_grid)
-        t1 = time.perf_counter()
-        lam_v, scores_v, rec_v = best_lambda_tv(proc, x, y, lambdas=tv_grid, iterations=args.tv_iterations)
-        t2 = time.perf_counter()
-        # one solve at the chosen λ, timed alone
-        s0 = time.perf_counter()
-        tikhonov(proc, y, lam_t)
-        s1 = time.perf_counter()
-        admm_tv(proc, y, lam_v, iterations=args.tv_iterations)
-        s2 = time.perf_counter()
-        results[name] = {
-            "measurement": summary(y, x),
-            "tikhonov": {
-                "lambda": lam_t,
-                **summary(rec_t, x),
-                "psnr_per_lambda": {f"{k:.6g}": v for k, v in scores_t.items()},
-                "sweep_s": t1 - t0,
-                "solve_s": s1 - s0,
-            },
-            "admm_tv": {
-                "lambda": lam_v,
-                **summary(rec_v, x),
-                "psnr_per_lambda": {f"{k:.6g}": v for k, v in scores_v.items()},
-                "sweep_s": t2 - t1,
-                "solve_s": s2 - s1,
-            },
-        }
-        r = results[name]
-        rows.append((name, "measurement", r["measurement"]["psnr"], r["measurement"]["ssim"], None))
-        rows.append((name, "tikhonov (laplacian)", r["tikhonov"]["psnr"], r["tikhonov"]["ssim"], lam_t))
-        rows.append((name, "admm-tv (isotropic)", r["admm_tv"]["psnr"], r["admm_tv"]["ssim"], lam_v))
+        results[name] = r = _one_process(proc, x, tik_grid, tv_grid, args.tv_iterations)
+        labels = {"measurement": "measurement", "tikhonov": "tikhonov (laplacian)", "admm_tv": "admm-tv (isotropic)"}
+        rows += [(name, label, r[k]["psnr"], r[k]["ssim"], r[k].get("lambda")) for k, label in labels.items()]
 
     print(f"{'process':<8} {'method':<22} {'PSNR dB':>8} {'SSIM':>7} {'best λ':>10}")
     for proc_name, method, p, s, lam in rows:
         lam_s = f"{lam:.4g}" if lam is not None else "-"
         print(f"{proc_name:<8} {method:<22} {p:8.2f} {s:7.4f} {lam_s:>10}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.out, results)
     print(f"wrote {args.out}")
 
 
