@@ -47,6 +47,24 @@ def identity_model(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return y * 1.0
 
 
+def _overhead_ratios(med: dict[str, float], nfe: int, nfe_g: int) -> dict[str, float]:
+    """Sampler wall time over what its network calls alone cost (see the module docstring for the letters)."""
+    n_guided = nfe_g - 1  # the final output forward runs without grad
+    f, fb = med["F"], med["FB"]
+    return {
+        "W_over_NFE_F": med["W"] / (nfe * f),
+        "Wg_over_NFE_F": med["Wg"] / (nfe_g * f),
+        "Wg_over_NFE_FB": med["Wg"] / (nfe_g * fb),
+        "Wg_over_ideal": med["Wg"] / (n_guided * fb + f),
+        "W_over_L": med["W"] / med["L"],
+        "Wg_over_Lg": med["Wg"] / med["Lg"],
+        "L_over_NFE_F": med["L"] / (nfe * f),
+        "FB_over_F": fb / f,
+        "O_over_NFE_F": med["O"] / (nfe * f),
+        "Og_over_NFE_FB": med["Og"] / (nfe_g * fb),
+    }
+
+
 def bench_process(kind: str, process, args: argparse.Namespace) -> dict[str, Any]:
     g = torch.Generator().manual_seed(args.seed)
     net = build_ncsnpp(args.model, image_size=args.image_size).eval()
@@ -97,20 +115,7 @@ def bench_process(kind: str, process, args: argparse.Namespace) -> dict[str, Any
     times = bu.measure(fns, reps=args.reps, warmup=1, min_time={"F": args.min_time, "FB": args.min_time})
     med = {k: v["median"] for k, v in times.items()}
     nfe, nfe_g = outputs["W"].nfe, outputs["Wg"].nfe
-    n_guided = nfe_g - 1  # the final output forward runs without grad
-    f, fb = med["F"], med["FB"]
-    ratios = {
-        "W_over_NFE_F": med["W"] / (nfe * f),
-        "Wg_over_NFE_F": med["Wg"] / (nfe_g * f),
-        "Wg_over_NFE_FB": med["Wg"] / (nfe_g * fb),
-        "Wg_over_ideal": med["Wg"] / (n_guided * fb + f),
-        "W_over_L": med["W"] / med["L"],
-        "Wg_over_Lg": med["Wg"] / med["Lg"],
-        "L_over_NFE_F": med["L"] / (nfe * f),
-        "FB_over_F": fb / f,
-        "O_over_NFE_F": med["O"] / (nfe * f),
-        "Og_over_NFE_FB": med["Og"] / (nfe_g * fb),
-    }
+    ratios = _overhead_ratios(med, nfe, nfe_g)
     finite = {k: bool(torch.isfinite(o.output).all()) for k, o in outputs.items()}
     return {
         "process": kind,

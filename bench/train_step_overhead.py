@@ -77,30 +77,19 @@ def bench_process(kind: str, process, args: argparse.Namespace) -> dict[str, Any
     def loss_no_net() -> None:
         loss_fn(lambda y, _t: y, x0, g)
 
-    def adam() -> None:
-        opt.step()
-
-    def clip() -> None:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-
-    def ema_update() -> None:
-        ema.update_parameters(model)
-
     times = bu.measure({"FB": forward_backward, "step": step, "step+": step_full}, reps=args.reps, warmup=1)
     # the short parts, several calls per sample; Adam and clipping reuse the gradients of one full step
     step_full()
-    short = {"adam": adam, "clip": clip, "ema": ema_update, "loss_no_net": loss_no_net}
+    short = {
+        "adam": opt.step,
+        "clip": lambda: torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0),
+        "ema": lambda: ema.update_parameters(model),
+        "loss_no_net": loss_no_net,
+    }
     times.update(bu.measure(short, reps=max(3, args.reps), warmup=1, min_time=args.min_time))
     med = {k: v["median"] for k, v in times.items()}
-    fb = med["FB"]
-    ratios = {
-        "step_over_FB": med["step"] / fb,
-        "step_full_over_FB": med["step+"] / fb,
-        "loss_no_net_over_FB": med["loss_no_net"] / fb,
-        "adam_over_FB": med["adam"] / fb,
-        "clip_over_FB": med["clip"] / fb,
-        "ema_over_FB": med["ema"] / fb,
-    }
+    keys = {"step": "step", "step_full": "step+"} | {k: k for k in ("loss_no_net", "adam", "clip", "ema")}
+    ratios = {f"{name}_over_FB": med[key] / med["FB"] for name, key in keys.items()}
     return {
         "process": kind,
         "delta_t": loss_fn.delta_t,
