@@ -13,7 +13,9 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,21 @@ def _sync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+_BEFORE_WRITE: ContextVar[Callable[[Path], None] | None] = ContextVar("dirac_before_write", default=None)
+
+
+@contextmanager
+def before_each_write(check: Callable[[Path], None]) -> Iterator[None]:
+    """Inside the block every :func:`atomic_write_with` (so every dirac write) calls ``check(path)`` before it
+    touches ``path``; ``check`` may raise to stop the write. :class:`dirac.evaluation.OutputFolder` uses it to list
+    a figure's files in its manifest, and to refuse a user's file of the same name, *before* figure code writes."""
+    token = _BEFORE_WRITE.set(check)
+    try:
+        yield
+    finally:
+        _BEFORE_WRITE.reset(token)
+
+
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
     """Write ``data`` to ``path`` atomically (temporary file in the same folder, fsync, rename)."""
     raw = data.encode() if isinstance(data, str) else data
@@ -71,6 +88,9 @@ def atomic_write_with(path: str | Path, write: Callable[[str], None]) -> Path:
     """Let ``write(tmp)`` fill a temporary file in ``path``'s folder, then fsync it, give it the permissions of a new
     file and rename it over ``path``; on any failure the temporary file is removed and ``path`` is untouched."""
     path = Path(path)
+    check = _BEFORE_WRITE.get()
+    if check is not None:
+        check(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # the name is cut short so that a long (valid) file name still leaves room for the temporary file's suffix
     fd, tmp = tempfile.mkstemp(prefix=f".tmp-{path.name[:40]}-", dir=path.parent)

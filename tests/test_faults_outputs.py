@@ -14,9 +14,11 @@ from PIL import Image
 from dirac.checkpoint import CheckpointError
 from dirac.cli.sample import split_loader
 from dirac.evaluation import OutputFolder
+from dirac.evaluation.figures import comparison_grid
 from dirac.evaluation.measurements import read_measurement
 from dirac.export import export_checkpoint
 from dirac.factory import load_checkpoint
+from dirac.io import atomic_write
 from dirac.pipeline import DiracPipeline
 from dirac.shipped import pretrained_dir
 from dirac.stopping_choice import SAMPLER_KEYS, load_stopping_choice
@@ -37,6 +39,30 @@ def test_overwrite_never_replaces_a_file_dirac_did_not_write(tmp_path):
     assert (tmp_path / "metrics.json").read_text() == "mine"
     out.json("other.json", {"psnr": 1.0})  # other names are written as before
     assert json.loads((tmp_path / "other.json").read_text()) == {"psnr": 1.0}
+
+
+def test_figure_code_never_replaces_a_users_file_and_lists_its_files_before_writing(tmp_path):
+    """Figures write their own files (PNG + JSON twin): each is claimed before it is written, so a user's file of
+    the same name stops the run untouched, and a figure interrupted half-way is still in the manifest."""
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "grid_001.json").write_text("my notes")
+    out = OutputFolder(tmp_path)
+    out.prepare(overwrite=True)
+    clean = torch.rand(2, 3, 8, 8)
+    with pytest.raises(FileExistsError) as e:
+        out.produce(comparison_grid, tmp_path / "figures" / "grid", clean, clean, {"do": clean[:, None]}, "caption")
+    assert_one_line(str(e.value), "grid_001.json", "did not write")
+    assert (tmp_path / "figures" / "grid_001.json").read_text() == "my notes"
+
+    def interrupted(path):
+        atomic_write(path, b"half of a figure")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        out.produce(interrupted, tmp_path / "figures" / "plane.png")
+    assert "figures/plane.png" in json.loads((tmp_path / "manifest.json").read_text())["files"]
+    out.produce(atomic_write, tmp_path / "manifest.json", b"{}")  # the manifest is never listed as an output
+    assert "manifest.json" not in out.written
 
 
 def test_no_user_call_writes_into_the_shipped_models(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ from typing import Any
 from torch import Tensor
 
 from ..distributed import is_main, on_main, world
-from ..io import save_image, write_json
+from ..io import before_each_write, save_image, write_json
 from ..shipped import refuse_shipped
 
 MANIFEST = "manifest.json"
@@ -108,10 +108,17 @@ class OutputFolder:
         writing process only, its files recorded; ``[]`` on the others."""
         if not self.active:
             return []
-        made = write(*args, **kwargs)
+        with before_each_write(self._claim):  # each file listed (or refused) before the figure code writes it
+            made = write(*args, **kwargs)
         paths = [made] if isinstance(made, (str, Path)) else list(made or [])
         self.adopt(paths)
         return [Path(p) for p in paths]
+
+    def _claim(self, path: Path) -> None:
+        """:meth:`_record` for a file about to be written under ``root`` (the manifest itself excepted)."""
+        root, target = self.root.resolve(), Path(path).resolve()
+        if target.is_relative_to(root) and target != root / MANIFEST:
+            self._record(target.relative_to(root).as_posix())
 
     def _record(self, rel: str) -> Path:
         """List ``rel`` in the manifest *before* it is written, so an interrupted run's files stay removable."""
@@ -147,7 +154,7 @@ class OutputFolder:
             p = Path(p)
             for f in (p, p.with_suffix(".json")):
                 if f.is_file():
-                    self._record(f.resolve().relative_to(self.root.resolve()).as_posix())
+                    self._claim(f)
 
     def finish(self) -> Path:
         """Write ``manifest.json`` listing every file of this run (on the writing process)."""
