@@ -63,6 +63,11 @@ def _another_runs_record(tmp: Path) -> None:
     (tmp / "out" / ".hydra" / "config.yaml").write_text("their: run\n")
 
 
+def _tuned_on_test(tmp: Path) -> None:
+    doc = (ROOT / "configs" / "compare" / "blur_default.yaml").read_text()
+    (tmp / "tuned.yaml").write_text(doc.replace("split: val", "split: test"))
+
+
 def _stale_out(tmp: Path) -> None:
     _png(tmp / "out" / "reconstructions" / "do" / "0000.png")
     manifest = {"format": "dirac-outputs", "version": 1, "complete": True, "files": ["reconstructions/do/0000.png"]}
@@ -138,6 +143,37 @@ CASES = {
     "foreign files in output": ([], ["mine.txt", "overwrite=true"], _foreign_out),
     "stale outputs": ([], ["earlier run", "overwrite=true"], _stale_out),
     "another run's .hydra": ([], ["mine.txt", "overwrite=true"], _another_runs_record),
+    "OT map fitted on the evaluated split": (
+        ["mode=perception_control", "split=val"],
+        ["fit_split=val", "split=test"],
+        None,
+    ),
+    "OT patch too large for the fit images": (
+        ["mode=perception_control", "perception_control.patch=32"],
+        ["perception_control.patch", "patches cannot fit"],
+        None,
+    ),
+    "UP patch too large for the images": (["mode=up", "up.samples=2", "up.patch=32"], ["up.patch", "cannot fit"], None),
+    "OT one-pixel patch keeping the mean": (
+        ["mode=perception_control", "perception_control.patch=1"],
+        ["patch=1", "transports nothing"],
+        None,
+    ),
+    "OT map fitted on test": (
+        ["mode=perception_control", "perception_control.clean_split=test"],
+        ["clean_split=test"],
+        None,
+    ),
+    "up peers tuned on the evaluated split": (
+        ["mode=up", "split=val", "up.methods=[tikhonov]"],
+        ["tunes its peers (tikhonov) on val", "split=test"],
+        None,
+    ),
+    "compare with peers tuned on test": (
+        ["mode=compare", "compare.tuned=TMP/tuned.yaml", "compare.methods=[tikhonov]"],
+        ["tuned.yaml was tuned on split=test", "mode=tune on val"],
+        _tuned_on_test,
+    ),
     "non-finite weights": (
         ["checkpoint=TMP/ckpt", "sampler.t_stop=0.5"],
         ["NaN", "nothing was written"],

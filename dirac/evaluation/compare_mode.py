@@ -91,14 +91,20 @@ def tune_mode(ctx: Context, peers: Peers, split: str) -> dict[str, Any]:
     return {**doc, "notes": peers.notes}
 
 
-def _tuned_for(ctx: Context, peers: Peers, value: Any, split: str) -> tuple[dict[str, Any], str]:
-    """The tuned file to use (checked against the process) and where it came from; methods it lacks are tuned on
-    ``split`` now (logged), and the result is written as this run's ``tuned.yaml``."""
+def _tuned_for(ctx: Context, peers: Peers, value: Any, split: str, evaluated: str) -> tuple[dict[str, Any], str]:
+    """The tuned file to use (checked against the process, and refused when tuned on the ``evaluated`` split) and
+    where it came from; methods it lacks are tuned on ``split`` now (logged), and the result is written as this
+    run's ``tuned.yaml``."""
     path = find_tuned(value, ctx.checkpoint)
     doc: dict[str, Any] = {"split": split, "methods": {}}
     if path is not None:
         doc = read_tuned(path)
         check_tuned_process(doc, ctx.process, path)
+        if doc.get("split") == evaluated:
+            raise ValueError(
+                f"{path} was tuned on split={evaluated}, the split this comparison evaluates (its rows would be "
+                f"oracle rows); give a tuned file of mode=tune on val (sweep.split=val)"
+            )
     missing = {n: m for n, m in peers.methods.items() if n not in doc["methods"]}
     if not missing:
         return doc, str(path)
@@ -207,7 +213,7 @@ def compare_mode(
     metrics: dict[str, Metric],
 ) -> dict[str, Any]:  # fmt: skip
     """Dirac, the tuned peers, the oracle rows and the measurement on ``splits[1]``; tuned on ``splits[0]``."""
-    tuned, source = _tuned_for(ctx, peers, ccfg.get("tuned", "auto"), splits[0])
+    tuned, source = _tuned_for(ctx, peers, ccfg.get("tuned", "auto"), *splits)
     clean, y = ctx.load(splits[1])
     s, boot, sboot = ctx.settings, int(ccfg.get("bootstrap", 1000)), int(ccfg.get("bootstrap_set", 0))
     entries = {**dirac_restorers(ctx, points), **peer_restorers(peers, tuned)}

@@ -31,6 +31,7 @@ from ..uncertainty import (
     hallucination,
     patch_renyi_half,
 )
+from ..uncertainty.gaussian import patch_count, require_enough_patches
 from ..uncertainty.plane import bound_curve, uncertainty_ratio, up_point
 from .compare import SplitLoader
 from .methods import Resources
@@ -49,6 +50,12 @@ def _trajectory_samples(ctx: Context, settings: dict, y: Tensor, k: int) -> tupl
     traj = stack_trajectories([e["x0_trajectory"] for e in run.extras])
     grid = [float(t) for t in run.extras[0]["t_grid"]]
     return {i: x.clamp(0, 1).reshape(len(y), k, *x.shape[1:]) for i, x in traj.items()}, grid
+
+
+def _check_patches(images: Tensor, n: int, patch: int, key: str) -> None:
+    """Refuse, naming ``key``, a patch size whose Gaussian the ``n`` images of ``images``' shape cannot fit."""
+    c, h, w = images.shape[-3:]
+    require_enough_patches(patch_count(n, h, w, patch), c * patch * patch, key)
 
 
 def _nearest(grid: list[float], t: float) -> int:
@@ -101,6 +108,7 @@ def up(ctx: Context, points: dict[str, tuple[float, dict]], cfg: dict[str, Any])
     """The UP plane, factor-2 check, calibration and hallucination on ``cfg["split"]``; writes ``up.json``."""
     u, split = cfg["up"], cfg["split"]
     clean, y = ctx.load(split)
+    _check_patches(y, len(y), u["patch"], "up.patch")  # before the K reverse runs
     settings = next(iter(points.values()))[1]
     traj, grid = _trajectory_samples(ctx, settings, y, u["samples"])
     final = traj[max(traj)]
@@ -205,6 +213,7 @@ def perception_control(
     bases: dict[str, Restorer] = {f"dirac_{label}": ctx.make(t, settings)}
     bases.update(tune_methods(pc["methods"], Resources(ctx.process), ctx.load, "val", s.batch_size, s.seed)[0])
     fit = unpaired_fit_sets(fit_load, pc)
+    _check_patches(fit[0], min(len(fit[0]), len(fit[1])), pc["patch"], "perception_control.patch")
     clean, y = ctx.load(split)
     metrics = [build_metric(n) for n in ("psnr", "ssim", "swd")]
     outs = {name: s.run(r, y).output[:, 0] for name, r in bases.items()}

@@ -29,10 +29,26 @@ def extract_patches(x: Tensor, patch: int, stride: int = 1) -> Tensor:
     return cols.transpose(1, 2).reshape(-1, cols.shape[1])
 
 
+def patch_count(images: int, height: int, width: int, patch: int) -> int:
+    """How many overlapping ``p×p`` patches (stride 1) ``images`` images of ``height×width`` hold."""
+    return images * max(height - patch + 1, 0) * max(width - patch + 1, 0)
+
+
+def require_enough_patches(n: int, d: int, key: str) -> None:
+    """Refuse (naming ``key``) a Gaussian fit of ``n`` vectors in ``d > n - 1`` dimensions: its covariance would be
+    singular, and every entropy power, divergence or OT map from it set by the ridge, not by the data."""
+    if n <= d:
+        raise ValueError(
+            f"{key}: {n} patches cannot fit a Gaussian over {d}-dimensional patches (need more than {d}); use a "
+            f"smaller {key} or more images"
+        )
+
+
 def gaussian_fit(v: Tensor) -> tuple[Tensor, Tensor]:
     """Mean ``(d,)`` and unbiased covariance ``(d, d)`` of the rows of ``v`` ``(n, d)`` (float64)."""
     if v.ndim != 2 or v.shape[0] < 2:
         raise ValueError(f"need an (n >= 2, d) sample matrix, got shape {tuple(v.shape)}")
+    require_enough_patches(v.shape[0], v.shape[1], "patch")
     v = v.double()
     mu = v.mean(0)
     c = v - mu
