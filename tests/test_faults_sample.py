@@ -68,6 +68,43 @@ def _tuned_on_test(tmp: Path) -> None:
     (tmp / "tuned.yaml").write_text(doc.replace("split: val", "split: test"))
 
 
+def _edited_tuned(tmp: Path, old: str, new: str) -> None:
+    doc = (ROOT / "configs" / "compare" / "blur_default.yaml").read_text()
+    assert old in doc
+    (tmp / "tuned.yaml").write_text(doc.replace(old, new, 1))
+
+
+TUNED_EDITS = {  # a hand edit of the shipped tuned file -> what the refusal must name
+    "a number for an entry": (
+        "  tikhonov:\n    params:\n      lam: 0.05623413251903491\n    fixed: {}\n",
+        "  tikhonov: 0.05\n  tikhonov_scores:\n",
+        ["methods.tikhonov", "mapping"],
+    ),
+    "text for a value": ("lam: 0.05623413251903491", "lam: abc", ["methods.tikhonov.params.lam", "positive", "abc"]),
+    "a misspelt key": ("lam: 0.05623413251903491", "lamda: 0.05", ["methods.tikhonov.params", "lam"]),
+    "a negative weight": ("lam: 0.05623413251903491", "lam: -1", ["methods.tikhonov.params.lam", "positive"]),
+    "NaN": ("lam: 0.05623413251903491", "lam: .nan", ["methods.tikhonov.params.lam", "nan"]),
+    "DDRM eta outside [0, 1]": ("eta: 0.85", "eta: 5.0", ["methods.ddrm.params.eta", "[0, 1]"]),
+    "a string for the process": (
+        "process:\n  kind: blur",
+        "process: blur\nold_process:\n  kind: blur",
+        ["not a tuned file"],
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", list(TUNED_EDITS), ids=list(TUNED_EDITS))
+def test_a_hand_edited_tuned_file_is_named_with_its_key_before_anything_runs(tmp_path, edit):
+    old, new, words = TUNED_EDITS[edit]
+    _edited_tuned(tmp_path, old, new)
+    methods = "[tikhonov,ddrm]" if "ddrm" in words[0] else "[tikhonov]"
+    args = ["mode=compare", f"compare.methods={methods}", f"compare.tuned={tmp_path / 'tuned.yaml'}",
+            "compare.oracle=[]", "compare.trajectory=false", "compare.ot_curves=false"]  # fmt: skip
+    res = sample_inprocess(*_fast(args), f"hydra.run.dir={tmp_path / 'out'}")
+    assert_clear_failure(res, "tuned.yaml", *words)
+    assert not list((tmp_path / "out").rglob("*.png")), "rows ran before the tuned file was checked"
+
+
 def _stale_out(tmp: Path) -> None:
     _png(tmp / "out" / "reconstructions" / "do" / "0000.png")
     manifest = {"format": "dirac-outputs", "version": 1, "complete": True, "files": ["reconstructions/do/0000.png"]}
@@ -167,6 +204,17 @@ CASES = {
     "up peers tuned on the evaluated split": (
         ["mode=up", "split=val", "up.methods=[tikhonov]"],
         ["tunes its peers (tikhonov) on val", "split=test"],
+        None,
+    ),
+    "compare bootstrap_set negative": (["mode=compare", "compare.bootstrap_set=-1"], ["compare.bootstrap_set"], None),
+    "compare override unknown setting": (
+        ["mode=compare", "compare.methods=[tikhonov]", "+compare.overrides.tikhonov.foo=1"],
+        ["compare.overrides.tikhonov.foo", "no such setting"],
+        None,
+    ),
+    "compare override out of range": (
+        ["mode=compare", "compare.methods=[ddrm]", "+compare.overrides.ddrm.eta_b=-3"],
+        ["compare.overrides.ddrm.eta_b", "[0, 1]", "-3"],
         None,
     ),
     "compare with peers tuned on test": (

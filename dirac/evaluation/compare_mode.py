@@ -27,7 +27,7 @@ from .compare import SplitLoader, compare
 from .compare_table import markdown, method_row, metric_row
 from .methods import Method, Resources
 from .modes import MEANING, Context
-from .peers import TUNED_FILE, Peers, check_tuned_process, find_tuned, read_tuned
+from .peers import TUNED_FILE, Peers, check_tuned_entries, check_tuned_process, find_tuned, read_tuned
 from .sweep import trajectory_curves
 from .tuning import tune_methods_on
 from .uncertainty_modes import fit_description, ot_curves, unpaired_fit_sets
@@ -100,6 +100,7 @@ def _tuned_for(ctx: Context, peers: Peers, value: Any, split: str, evaluated: st
     if path is not None:
         doc = read_tuned(path)
         check_tuned_process(doc, ctx.process, path)
+        check_tuned_entries(doc, {**peers.methods, **peers.oracle}, path)
         if doc.get("split") == evaluated:
             raise ValueError(
                 f"{path} was tuned on split={evaluated}, the split this comparison evaluates (its rows would be "

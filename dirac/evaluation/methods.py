@@ -12,6 +12,7 @@ upper bound, labelled as such, never used for a choice).
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,9 +52,18 @@ class Resources:
     names: dict[str, str] = field(default_factory=dict)
 
 
+# the value ranges a method may declare for a setting (Method.ranges): a test and how the refusal reads
+RANGES: dict[str, tuple[Callable[[float], bool], str]] = {
+    "positive": (lambda v: v > 0, "a positive number"),
+    "unit": (lambda v: 0 <= v <= 1, "a number in [0, 1]"),
+    "count": (lambda v: v >= 1 and float(v).is_integer(), "a whole number >= 1"),
+}
+
+
 @dataclass(frozen=True)
 class Method:
-    """``make(resources, **params) -> Restorer``; ``grid`` tuned on val; ``fixed`` untuned settings."""
+    """``make(resources, **params) -> Restorer``; ``grid`` tuned on val; ``fixed`` untuned settings; ``options``
+    other settings ``make`` accepts; ``ranges`` each numeric setting's kind of value (a :data:`RANGES` key)."""
 
     make: Callable[..., Restorer]
     grid: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
@@ -63,6 +73,24 @@ class Method:
     paper: Mapping[str, Any] = field(default_factory=dict)  # the paper's value of a fixed setting we shrank for CPU
     svd: bool = False  # needs the exact SVD of A_1 (dirac.baselines.spectral: diagonal or separable operators)
     masks_only: bool = False  # needs a diagonal A_1 (a mask process)
+    options: tuple[str, ...] = ()
+    ranges: Mapping[str, str] = field(default_factory=dict)
+
+    def check_settings(self, values: Mapping[str, Any], where: str) -> None:
+        """Refuse, naming ``where.KEY``, a setting this method does not have or a value outside its range (a tuned
+        file edited by hand, an override): caught before anything runs, not as a garbage row or a traceback."""
+        known = {*self.grid, *self.fixed, *self.options}
+        for key, value in values.items():
+            if key not in known:
+                raise ValueError(
+                    f"{where}.{key}: no such setting (this method has {', '.join(sorted(known)) or 'none'})"
+                )
+            if key not in self.ranges:
+                continue
+            admits, text = RANGES[self.ranges[key]]
+            number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            if not (number and admits(value)):
+                raise ValueError(f"{where}.{key} must be {text}, got {value!r}")
 
     def operator_refusal(self, process: DegradationProcess) -> str | None:
         """Why no resource would let this method run on ``process``'s operator (``masks_only``), or ``None``."""
@@ -80,7 +108,9 @@ class Method:
         for need in self.needs:
             if getattr(resources, need) is None:
                 raise ValueError(f"method {name or self.description!r} {missing_need(need)}")
-        return self.make(resources, **{**self.fixed, **(params or {})})
+        settings = {**self.fixed, **(params or {})}
+        self.check_settings(settings, name or self.description)
+        return self.make(resources, **settings)
 
 
 def missing_need(need: str) -> str:
@@ -129,21 +159,27 @@ def _regressor(res: Resources) -> Restorer:
 # compare.overrides.<method>.steps=N. Grids span each paper's recommended value.
 METHODS: dict[str, Method] = {
     "wiener": Method(_wiener, {"nsr": WIENER_NSR}, description="Wiener filter, constant NSR, exact SVD basis",
-                     svd=True),
-    "tikhonov": Method(_tikhonov, {"lam": TIKHONOV_LAMBDAS}, description="Laplacian-regularised least squares (CG)"),
-    "admm_tv": Method(_admm_tv, {"lam": TV_LAMBDAS}, {"iterations": 100}, description="isotropic TV by ADMM"),
+                     svd=True, ranges={"nsr": "positive"}),
+    "tikhonov": Method(_tikhonov, {"lam": TIKHONOV_LAMBDAS}, description="Laplacian-regularised least squares (CG)",
+                       options=("regulariser",), ranges={"lam": "positive"}),
+    "admm_tv": Method(_admm_tv, {"lam": TV_LAMBDAS}, {"iterations": 100}, description="isotropic TV by ADMM",
+                      ranges={"lam": "positive", "iterations": "count"}),
     "ddrm": Method(_ddrm, {"eta": (0.5, 0.7, 0.85, 1.0)}, {"steps": 20, "eta_b": 1.0}, ("prior",),
-                   "DDRM (Kawar et al. 2022), exact SVD, unconditional prior", svd=True),
+                   "DDRM (Kawar et al. 2022), exact SVD, unconditional prior", svd=True, options=("sigma_min",),
+                   ranges={"eta": "unit", "eta_b": "unit", "steps": "count", "sigma_min": "positive"}),
     "diffpir": Method(_diffpir, {"lam": (0.1, 0.3, 1.0, 3.0, 7.0, 20.0), "zeta": (0.1, 0.3, 1.0)}, {"steps": 20},
                       ("prior",), "DiffPIR (Zhu et al. 2023), exact proximal step, unconditional prior",
-                      {"steps": 100}, svd=True),
+                      {"steps": 100}, svd=True, options=("sigma_min",),
+                      ranges={"lam": "positive", "zeta": "unit", "steps": "count", "sigma_min": "positive"}),
     "dps": Method(_dps, {"zeta": (0.1, 0.3, 1.0, 3.0, 10.0)}, {"steps": 50}, ("prior",),
-                  "DPS (Chung et al. 2023), unconditional prior, forward + backward per step", {"steps": 1000}),
+                  "DPS (Chung et al. 2023), unconditional prior, forward + backward per step", {"steps": 1000},
+                  options=("sigma_min",), ranges={"zeta": "positive", "steps": "count", "sigma_min": "positive"}),
     "regressor": Method(_regressor, needs=("regressor",),
                         description="supervised regressor: same NCSN++ trained on (y, x) at t = 1 (MSE)"),
     "gaussian": Method(_gaussian, {"shrinkage": (0.1, 0.3, 0.5, 0.7, 0.9), "smoothness": (0.1, 0.3, 1.0, 3.0)},
                        needs=(TRAIN_IMAGES,), masks_only=True,
-                       description="learned linear prior: Gaussian fitted on the training images, posterior mean"),
+                       description="learned linear prior: Gaussian fitted on the training images, posterior mean",
+                       ranges={"shrinkage": "unit", "smoothness": "positive"}),
 }  # fmt: skip
 
 

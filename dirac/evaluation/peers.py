@@ -50,6 +50,7 @@ def with_overrides(name: str, method: Method, overrides: Mapping[str, Any] | Non
                 f"compare.overrides.{name}.{key}: {key} is tuned on val (grid {list(method.grid[key])}); "
                 f"override only fixed settings ({', '.join(method.fixed) or 'none'})"
             )
+    method.check_settings(overrides, f"compare.overrides.{name}")
     return dataclasses.replace(method, fixed={**method.fixed, **overrides})  # keeps any field the lead adds
 
 
@@ -190,13 +191,39 @@ def find_tuned(value: Any, checkpoint: str) -> Path | None:
 def read_tuned(path: Path) -> dict[str, Any]:
     """A tuned file's content (``methods`` and ``process`` required)."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text; give a tuned.yaml of mode=tune") from None
     except yaml.YAMLError as e:
         why = " ".join(str(e).split())[:160]
         raise ValueError(f"{path} is not YAML ({why}); give a tuned.yaml of mode=tune") from None
-    if not isinstance(data, dict) or not isinstance(data.get("methods"), dict) or "process" not in data:
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("methods"), dict)
+        or not isinstance(data.get("process"), dict)
+    ):
         raise ValueError(f"{path} is not a tuned file (no 'methods'/'process'); give a tuned.yaml of mode=tune")
     return data
+
+
+def check_tuned_entries(data: dict[str, Any], methods: Mapping[str, Method], path: Path) -> None:
+    """Refuse, naming ``FILE: methods.NAME.KEY``, an entry of ``methods`` in a tuned file that is not a mapping of
+    ``params`` (every tuned setting, in range) and ``fixed`` (known settings, in range) — a hand edit gone wrong."""
+    for name, method in methods.items():
+        if name not in data["methods"]:
+            continue
+        entry, where = data["methods"][name], f"{path}: methods.{name}"
+        if not isinstance(entry, dict):
+            raise ValueError(f"{where} must be a mapping with params (and fixed), got {entry!r}; rerun mode=tune")
+        params, fixed = entry.get("params") or {}, entry.get("fixed") or {}
+        for key, part in (("params", params), ("fixed", fixed)):
+            if not isinstance(part, dict):
+                raise ValueError(f"{where}.{key} must be a mapping of settings, got {part!r}")
+        missing = sorted(set(method.grid) - set(params))
+        if missing:
+            raise ValueError(f"{where}.params lacks {', '.join(missing)}; rerun mode=tune or add it")
+        method.check_settings(params, f"{where}.params")
+        method.check_settings(fixed, f"{where}.fixed")
 
 
 def check_tuned_process(data: dict[str, Any], process: DegradationProcess, path: Path) -> None:

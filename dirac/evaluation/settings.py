@@ -152,6 +152,7 @@ def check_compare(c: dict[str, Any]) -> dict[str, Any]:
     c["trajectory"] = as_bool(c.get("trajectory", True), "compare.trajectory")
     c["ot_curves"] = as_bool(c.get("ot_curves", True), "compare.ot_curves")
     c["bootstrap"] = as_int(c.get("bootstrap", 1000), "compare.bootstrap")
+    c["bootstrap_set"] = as_int(c.get("bootstrap_set", 0), "compare.bootstrap_set", minimum=0)
     c["grid_images"] = as_int(c.get("grid_images", 6), "compare.grid_images")
     return c
 
