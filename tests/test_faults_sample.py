@@ -196,6 +196,11 @@ CASES = {
         ["patch=1", "transports nothing"],
         None,
     ),
+    "up peer that cannot run here": (
+        ["mode=up", "up.samples=2", "up.methods=[gaussian]"],
+        ["up.methods: gaussian cannot run here", "mask"],
+        None,
+    ),
     "OT map fitted on test": (
         ["mode=perception_control", "perception_control.clean_split=test"],
         ["clean_split=test"],
@@ -269,6 +274,15 @@ def test_overwrite_removes_only_the_previous_runs_files(tmp_path):
     files = json.loads((out / "manifest.json").read_text())["files"]
     assert "reconstructions/t0.5/0000.png" in files and all((out / f).is_file() for f in files)
     assert OmegaConf.load(out / ".hydra" / "config.yaml").sampler.steps == 2  # Hydra's record, written by dirac
+
+
+def test_uncertainty_peers_get_the_networks_of_compare_prior_and_regressor(tmp_path):
+    """``up.methods=[regressor]`` used to fail after the K reverse runs, asking for compare.regressor (already
+    resolved); the networks now come from the same loader as mode=compare's."""
+    args = ["mode=up", "up.samples=2", "up.methods=[regressor]", f"hydra.run.dir={tmp_path / 'out'}"]
+    assert sample_inprocess(*_fast(args)).returncode == 0
+    points = json.loads((tmp_path / "out" / "up.json").read_text())["points"]
+    assert "regressor" in points and points["regressor"]["uncertainty"] > 0
 
 
 def test_mixed_sizes_in_one_measurement_folder(tmp_path):

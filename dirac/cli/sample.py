@@ -196,15 +196,27 @@ def plan_mode(cfg: dict[str, Any], job: Job) -> None:
             ys, names = load_measurements(cfg["measurements"], int(job.state["model"]["channels"]), cfg["num_images"])
             job.inputs.measurements = (top_up_measurements(ys, job.process, job.sigma_y, cfg["seed"]), names)
         check_ensemble_fits(cfg["ensemble"], job)
-    if mode in ("tune", "compare"):
-        from dirac.evaluation.peers import setup_peers
-
-        channels = int(job.state["model"]["channels"])
-        ccfg = {**cfg["compare"], "oracle": cfg["compare"]["oracle"] if mode == "compare" else []}
-        device = job.settings.device
-        job.inputs.peers = setup_peers(ccfg, str(cfg["checkpoint"]), job.process, channels, device, cfg["ema"])
+    if mode in ("tune", "compare") or (mode in UNCERTAINTY_MODES and cfg[mode]["methods"]):
+        job.inputs.peers = _peers_of(cfg, job)
         if mode == "compare":
             check_compare_ensemble(cfg["compare"]["ensemble"], job)
+
+
+def _peers_of(cfg: dict[str, Any], job: Job) -> Any:
+    """The peers of ``mode=tune|compare`` (``compare.*``) or of an uncertainty mode (``MODE.methods``, with the
+    networks of ``compare.prior`` / ``compare.regressor``): networks loaded and checked before any sampling."""
+    from dirac.evaluation.peers import setup_peers
+
+    mode, channels = cfg["mode"], int(job.state["model"]["channels"])
+    if mode in UNCERTAINTY_MODES:
+        ccfg = {**cfg["compare"], "methods": cfg[mode]["methods"], "oracle": [], "overrides": {}}
+    else:
+        ccfg = {**cfg["compare"], "oracle": cfg["compare"]["oracle"] if mode == "compare" else []}
+    peers = setup_peers(ccfg, str(cfg["checkpoint"]), job.process, channels, job.settings.device, cfg["ema"])
+    if mode in UNCERTAINTY_MODES and peers.skipped:
+        name, why = next(iter(peers.skipped.items()))
+        raise ValueError(f"{mode}.methods: {name} cannot run here: {why}")
+    return peers
 
 
 def check_ensemble_fits(group: str | None, job: Job) -> None:
@@ -245,7 +257,9 @@ def run_mode(cfg: dict[str, Any], ctx: Any, job: Job) -> dict[str, Any]:
         from dirac.evaluation.uncertainty_modes import run_uncertainty_mode
 
         fit_cfg = {**cfg, "num_images": 2 * cfg["perception_control"]["fit_images"]}
-        return run_uncertainty_mode(ctx, points, cfg, split_loader(fit_cfg, job.state, job.process, job.sigma_y))
+        fit_load = split_loader(fit_cfg, job.state, job.process, job.sigma_y)
+        resources = job.inputs.peers.resources if job.inputs.peers is not None else None
+        return run_uncertainty_mode(ctx, points, cfg, fit_load, resources)
     if job.inputs.measurements is not None:
         ys, names = job.inputs.measurements
         return modes.reconstruct_folder(ctx, ys, names, points, cfg["samples_per_measurement"], cfg["ensemble"])

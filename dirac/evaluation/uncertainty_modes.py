@@ -62,10 +62,10 @@ def _nearest(grid: list[float], t: float) -> int:
     return min(range(len(grid)), key=lambda i: abs(grid[i] - t))
 
 
-def _peers(ctx: Context, names: list[str], y: Tensor) -> dict[str, Tensor]:
+def _peers(ctx: Context, names: list[str], y: Tensor, resources: Resources | None) -> dict[str, Tensor]:
     """Each peer (hyper-parameters tuned on val) run on ``y``: ``{name: (N, C, H, W)}``."""
     s = ctx.settings
-    restorers, _ = tune_methods(names, Resources(ctx.process), ctx.load, "val", s.batch_size, s.seed)
+    restorers, _ = tune_methods(names, resources or Resources(ctx.process), ctx.load, "val", s.batch_size, s.seed)
     return {name: s.run(r, y).output[:, 0].clamp(0, 1) for name, r in restorers.items()}
 
 
@@ -104,7 +104,9 @@ def _plane(traj: dict[int, Tensor], grid: list[float], clean: Tensor, patch: int
     return out
 
 
-def up(ctx: Context, points: dict[str, tuple[float, dict]], cfg: dict[str, Any]) -> dict[str, Any]:
+def up(
+    ctx: Context, points: dict[str, tuple[float, dict]], cfg: dict[str, Any], resources: Resources | None = None
+) -> dict[str, Any]:
     """The UP plane, factor-2 check, calibration and hallucination on ``cfg["split"]``; writes ``up.json``."""
     u, split = cfg["up"], cfg["split"]
     clean, y = ctx.load(split)
@@ -117,7 +119,7 @@ def up(ctx: Context, points: dict[str, tuple[float, dict]], cfg: dict[str, Any])
     curve = _plane(traj, grid, clean, u["patch"])
     named = {lb.upper(): traj[_nearest(grid, t)][:, 0] for lb, (t, _) in points.items() if lb in ("do", "po")}
     named.update({"sample t=0": final[:, 0], "mean of K": mean})
-    named.update(_peers(ctx, u["methods"], y))
+    named.update(_peers(ctx, u["methods"], y, resources))
     up_points = {name: up_point(x, clean, u["patch"]) for name, x in named.items()}
     d = clean.shape[1] * u["patch"] ** 2
     p_max = max(curve["perception"] + [p["perception"] for p in up_points.values()]) * 1.1 + 1e-6
@@ -204,14 +206,16 @@ def fit_description(pc: dict[str, Any], fit: tuple[Tensor, Tensor]) -> dict[str,
 
 
 def perception_control(
-    ctx: Context, points: dict[str, tuple[float, dict]], cfg: dict[str, Any], fit_load: SplitLoader
-) -> dict[str, Any]:
+    ctx: Context, points: dict[str, tuple[float, dict]], cfg: dict[str, Any], fit_load: SplitLoader,
+    resources: Resources | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """α curves of Dirac-DO and the peers on ``cfg["split"]``; writes ``perception_control.json``."""
     pc, split, s = cfg["perception_control"], cfg["split"], ctx.settings
     label = "do" if "do" in points else next(iter(points))
     t, settings = points[label]
     bases: dict[str, Restorer] = {f"dirac_{label}": ctx.make(t, settings)}
-    bases.update(tune_methods(pc["methods"], Resources(ctx.process), ctx.load, "val", s.batch_size, s.seed)[0])
+    res = resources or Resources(ctx.process)
+    bases.update(tune_methods(pc["methods"], res, ctx.load, "val", s.batch_size, s.seed)[0])
     fit = unpaired_fit_sets(fit_load, pc)
     _check_patches(fit[0], min(len(fit[0]), len(fit[1])), pc["patch"], "perception_control.patch")
     clean, y = ctx.load(split)
@@ -228,9 +232,11 @@ def perception_control(
 
 
 def run_uncertainty_mode(
-    ctx: Context, points: dict[str, tuple[float, dict]], cfg: dict[str, Any], fit_load: SplitLoader
-) -> dict[str, Any]:
-    """Dispatch ``mode=up`` / ``mode=perception_control`` (``fit_load`` serves the OT fit's small splits)."""
+    ctx: Context, points: dict[str, tuple[float, dict]], cfg: dict[str, Any], fit_load: SplitLoader,
+    resources: Resources | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Dispatch ``mode=up`` / ``mode=perception_control`` (``fit_load`` serves the OT fit's small splits;
+    ``resources``: the peers' networks and training images, loaded by the caller)."""
     if cfg["mode"] == "up":
-        return up(ctx, points, cfg)
-    return perception_control(ctx, points, cfg, fit_load)
+        return up(ctx, points, cfg, resources)
+    return perception_control(ctx, points, cfg, fit_load, resources)
