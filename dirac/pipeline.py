@@ -31,6 +31,7 @@ from .factory import load_checkpoint, require_role, sampler_from_config
 from .image_types import MEASUREMENT_SLACK, check_range, to_tensors
 from .sampling import ReverseSampler, SamplerOutput
 from .sampling.mismatch import DegradationMismatchWarning, consistency_ratios, warn_mismatch
+from .sampling.sampler import identical_samples_note
 from .shipped import refuse_shipped, resolve_checkpoint
 from .stopping_choice import (
     CHOICE_FILE,
@@ -210,6 +211,8 @@ class DiracPipeline:
             check_range(b, "measurement", tolerance=MEASUREMENT_SLACK)
             check_symmetry(self.process, b, ensemble)
         sampler = self.sampler(t_stop, **sampler_settings)
+        if num_samples > 1 and not sampler.stochastic:
+            warnings.warn(identical_samples_note(f"t_stop={t_stop!r}", int(num_samples)), stacklevel=2)
         for b in batches:  # refuse what cannot run (too large, untileable) before anything else
             run.tiled(b)
         self._warn_untrained_sizes(batches)

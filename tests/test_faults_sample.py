@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import ROOT, assert_clear_failure, checksums, run
 from omegaconf import OmegaConf
 from PIL import Image
@@ -196,6 +197,11 @@ CASES = {
         ["patch=1", "transports nothing"],
         None,
     ),
+    "up with the deterministic step": (
+        ["mode=up", "up.samples=2", "sampler.step=deterministic"],
+        ["mode=up", "deterministic", "euler"],
+        None,
+    ),
     "up peer that cannot run here": (
         ["mode=up", "up.samples=2", "up.methods=[gaussian]"],
         ["up.methods: gaussian cannot run here", "mask"],
@@ -274,6 +280,22 @@ def test_overwrite_removes_only_the_previous_runs_files(tmp_path):
     files = json.loads((out / "manifest.json").read_text())["files"]
     assert "reconstructions/t0.5/0000.png" in files and all((out / f).is_file() for f in files)
     assert OmegaConf.load(out / ".hydra" / "config.yaml").sampler.steps == 2  # Hydra's record, written by dirac
+
+
+def test_samples_of_a_deterministic_point_are_flagged_not_passed_off_as_uncertainty(tmp_path):
+    from dirac import DiracPipeline
+    from dirac.sampling import ReverseSampler
+
+    pipe = DiracPipeline.from_pretrained("blur_default")
+    y = torch.rand(1, 3, 16, 16) * 0.5 + 0.25
+    assert not pipe.sampler(1.0).stochastic and not pipe.sampler(0.5, step="deterministic").stochastic
+    assert pipe.sampler(0.5).stochastic and isinstance(pipe.sampler(0.5), ReverseSampler)
+    with pytest.warns(UserWarning, match="deterministic.*2 samples are one image"):
+        out = pipe(y, t_stop=1.0, num_samples=2, return_dict=True, check_consistency=False)
+    assert float(out.std.abs().max()) == 0.0  # what the warning says
+    with pytest.warns(UserWarning, match="point do .*deterministic"):
+        args = ["sampler.t_stop=do", "samples_per_measurement=2", f"hydra.run.dir={tmp_path / 'out'}"]
+        assert sample_inprocess(*FAST, *args).returncode == 0
 
 
 def test_uncertainty_peers_get_the_networks_of_compare_prior_and_regressor(tmp_path):

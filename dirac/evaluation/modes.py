@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from ..degradations import DegradationProcess
 from ..metrics.registry import Metric
 from ..reconstruction import Restorer
 from ..sampling.mismatch import consistency_ratios, warn_mismatch
+from ..sampling.sampler import identical_samples_note
 from ..stopping_choice import CHOICE_FILE, write_stopping_choice
 from ..symmetry import SymmetryEnsemble
 from .compare import RunSettings, SplitLoader, compare, describe
@@ -58,11 +60,13 @@ def point_restorers(
 ) -> dict[str, tuple[Restorer, int]]:
     """``{label: (restorer, samples)}`` per stopping point, averaged over ``ensemble``'s symmetries if given."""
 
-    def build(t: float, s: dict) -> Restorer:
+    def build(label: str, t: float, s: dict) -> Restorer:
         restorer = ctx.make(t, s)
+        if samples > 1 and not restorer.stochastic:
+            warnings.warn(identical_samples_note(f"point {label} (t_stop={t:g})", samples), stacklevel=3)
         return restorer if ensemble is None else SymmetryEnsemble(restorer, ensemble)
 
-    return {label: (build(t, s), samples) for label, (t, s) in points.items()}
+    return {label: (build(label, t, s), samples) for label, (t, s) in points.items()}
 
 
 def _write(ctx: Context, outputs: dict[str, list[Tensor]], ys: list[Tensor], names: list[str]) -> dict[str, Any]:

@@ -45,7 +45,7 @@ class SamplerRestorer(Restorer):
 
     @property
     def stochastic(self) -> bool:
-        return self.sampler.step != "deterministic"
+        return self.sampler.stochastic
 
     @property
     def t_stop(self) -> float:

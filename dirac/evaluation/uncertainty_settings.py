@@ -26,6 +26,10 @@ def _numbers(value: Any, key: str, lo: float, hi: float) -> list[float]:
 
 def check_uncertainty_settings(cfg: dict[str, Any]) -> dict[str, Any]:
     """``cfg`` with ``up`` and ``perception_control`` checked (and ``measurements`` refused in those modes)."""
+    if cfg.get("mode") == "up" and (cfg.get("sampler") or {}).get("step") == "deterministic":
+        raise ValueError(
+            "mode=up needs posterior samples; sampler.step=deterministic draws K identical ones (use euler)"
+        )
     if cfg.get("mode") in UNCERTAINTY_MODES and cfg.get("measurements"):
         raise ValueError(f"mode={cfg['mode']} needs ground truth; drop measurements= (it uses split={cfg['split']})")
     up = dict(cfg.get("up") or {})

@@ -130,6 +130,12 @@ class ReverseSampler:
         self.grid = time_grid(self.steps, t_stop)
         self.output = output
 
+    @property
+    def stochastic(self) -> bool:
+        """Whether runs with different noise give different images: not with the deterministic step, nor when the
+        run stops where it starts (``t_stop = 1``: the one-shot estimate ``Φθ(y, 1)``)."""
+        return self.step != "deterministic" and len(self.grid) > 1
+
     def _predict(self, model: Model, y_t: Tensor, t: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
         """``x̂0`` and, with guidance, ``λ_t ∇_{y_t} ‖y − A_1(Φθ(y_t, t))‖²`` (autograd through the model)."""
         if self.guidance is None:
@@ -205,3 +211,11 @@ class ReverseSampler:
         out.output = (x0 if self.output == "x0" else y_t).detach()
         out.data_consistency = torch.stack(dc).cpu() if dc else out.data_consistency
         return out
+
+
+def identical_samples_note(what: str, samples: int) -> str:
+    """The warning for ``samples`` posterior samples asked of a deterministic run (they are all one image)."""
+    return (
+        f"{what} is deterministic (t_stop = 1 or sampler step 'deterministic'): its {samples} samples are one "
+        f"image and its uncertainty (std) is zero; ask samples of a stochastic point, e.g. po or t_stop < 1"
+    )
