@@ -41,23 +41,18 @@ def check_range(x: Tensor, name: str, tolerance: float = 0.0) -> None:
     raise ValueError(f"{name} has values in [{lo:.3g}, {hi:.3g}], outside [0, 1]: {hint}")
 
 
-HIGH_DEPTH_MODES = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I": 65535.0, "F": 1.0}
-"""PIL modes read as numbers (16-bit integers scaled by 1/65535, 32-bit floats as they are), not via 8-bit RGB."""
-
-
-def _pil_array(img: Image.Image, channels: int) -> np.ndarray:
-    """``(H, W, C)`` float32 in [0, 1] for the model's channel count (RGBA drops alpha, grey is replicated)."""
-    if img.mode in HIGH_DEPTH_MODES:
-        grey = np.asarray(img, dtype=np.float32) / HIGH_DEPTH_MODES[img.mode]
-        return np.repeat(grey[..., None], channels, axis=2)
-    arr = np.asarray(img.convert("RGB" if channels == 3 else "L"), dtype=np.float32) / 255.0
-    return arr[..., None] if arr.ndim == 2 else arr
+HIGH_DEPTH_MODES = ("I;16", "I;16B", "I;16L", "I", "F")
+"""PIL modes that come back in their own mode (16- or 32-bit integers, 32-bit floats), not as 8-bit RGB/L."""
 
 
 def _from_pil(img: Image.Image, channels: int) -> tuple[Tensor, Restore]:
-    """PIL in, PIL out in the model's mode (``RGB`` or ``L``); 16-bit and float images come back in their mode."""
-    x = torch.from_numpy(_pil_array(img, channels)).permute(2, 0, 1)[None].contiguous()
+    """PIL in (decoded as ``sample.py`` decodes files: :func:`dirac.data.transforms.pil_to_tensor`), PIL out in the
+    model's mode (``RGB`` or ``L``); 16-bit, 32-bit integer and float images come back in their mode and scale."""
+    from .data.transforms import int_image_scale, pil_to_tensor  # the data package imports this module
+
+    x = pil_to_tensor(img, channels, clip=False)[None]
     mode = img.mode
+    scale = int_image_scale(np.asarray(img)) if mode == "I" else 65535.0
 
     def restore(out: Tensor, floats: bool = False) -> Image.Image | np.ndarray:
         o = out[0].detach().float().cpu().permute(1, 2, 0).numpy()
@@ -67,7 +62,8 @@ def _from_pil(img: Image.Image, channels: int) -> tuple[Tensor, Restore]:
             grey = o.mean(2)
             if mode == "F":
                 return Image.fromarray(grey.astype(np.float32))  # mode F
-            return Image.fromarray((np.clip(grey, 0, 1) * 65535).round().astype(np.uint16))  # mode I;16
+            ints = (np.clip(grey, 0, 1) * scale).round()
+            return Image.fromarray(ints.astype(np.int32 if mode == "I" else np.uint16))  # mode I or I;16
         u8 = (np.clip(o, 0, 1) * 255).round().astype(np.uint8)
         return Image.fromarray(u8[..., 0] if u8.shape[-1] == 1 else u8)  # mode L or RGB
 

@@ -170,3 +170,21 @@ def test_a_float_measurement_outside_the_range_is_named_not_clipped(tmp_path, va
     assert_one_line(str(e.value), str(path), *words)
     Image.fromarray(np.full((8, 8), 0.25, dtype=np.float32), mode="F").save(path)  # in range: read as it is
     assert torch.allclose(read_measurement(path, 1), torch.full((1, 8, 8), 0.25))
+
+
+def test_the_pipeline_reads_an_image_as_sample_py_reads_its_file(tmp_path):
+    """A 32-bit integer (PIL ``I``) image of 8-bit values: the pipeline read it /65535 (near black) while
+    ``sample.py measurements=`` read it /255; both now decode through ``pil_to_tensor`` and the image comes back
+    in its own mode and scale."""
+    from dirac.data.transforms import load_image
+    from dirac.image_types import to_tensors
+
+    values = (np.arange(400).reshape(20, 20) % 255).astype(np.int32)
+    Image.fromarray(values).save(tmp_path / "m.tif")
+    with Image.open(tmp_path / "m.tif") as img:
+        assert img.mode == "I"
+        (x,), restore = to_tensors(img, 1, "measurement")
+    assert torch.allclose(x[0], load_image(tmp_path / "m.tif", 1))
+    assert float(x.max()) == pytest.approx(254 / 255)
+    back = restore([x])
+    assert back.mode == "I" and np.array_equal(np.asarray(back), values)

@@ -54,14 +54,15 @@ def _composite_over_white(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     return rgb * a + (1.0 - a)
 
 
-def pil_to_tensor(img: Image.Image, channels: int | None = None) -> torch.Tensor:
+def pil_to_tensor(img: Image.Image, channels: int | None = None, clip: bool = True) -> torch.Tensor:
     """Decode a PIL image into a float32 ``(C, H, W)`` tensor in [0, 1].
 
     Handles 1-bit, 8-bit and 16-bit grey, palette, RGB, CMYK/YCbCr and float images. Transparency
     (RGBA, LA, palette with transparency) is composited over white, which equals dropping alpha for
     opaque pixels and shows transparent regions as white instead of the arbitrary colour stored under
     them. ``channels`` (1 or 3) converts the result with :func:`to_channels`; ``None`` keeps the
-    native 1 or 3 channels.
+    native 1 or 3 channels. ``clip=False`` keeps a float (``F``) image's values outside [0, 1] (a noisy measurement
+    strays by its noise; they are range-checked either way).
     """
     mode = img.mode
     if mode == "P":
@@ -77,11 +78,12 @@ def pil_to_tensor(img: Image.Image, channels: int | None = None) -> torch.Tensor
         arr = np.asarray(img, dtype=np.float32) / 65535.0
     elif mode == "I":
         raw = np.asarray(img, dtype=np.float64)
-        scale = 65535.0 if raw.max(initial=0) > 255 else 255.0
-        arr = (raw / scale).astype(np.float32)
+        arr = (raw / int_image_scale(raw)).astype(np.float32)
     elif mode == "F":  # float data carry no range: refuse what [0, 1] clamping would silently destroy
-        arr = np.asarray(img, dtype=np.float32)
+        arr = np.array(img, dtype=np.float32)  # a writable copy (torch.from_numpy warns on PIL's read-only view)
         check_range(torch.from_numpy(arr), "the float image", tolerance=MEASUREMENT_SLACK)
+        if not clip:
+            return _to_tensor(arr, channels)
     elif mode in ("L", "RGB"):
         arr = np.asarray(img, dtype=np.float32) / 255.0
     elif mode in ("RGBA", "LA", "La", "RGBa"):
@@ -93,8 +95,17 @@ def pil_to_tensor(img: Image.Image, channels: int | None = None) -> torch.Tensor
             arr = arr[..., 0]
     else:
         arr = np.asarray(img.convert("RGB"), dtype=np.float32) / 255.0
-    arr = np.clip(arr, 0.0, 1.0)
-    x = torch.from_numpy(np.ascontiguousarray(arr))
+    return _to_tensor(np.clip(arr, 0.0, 1.0), channels)
+
+
+def int_image_scale(raw: np.ndarray) -> float:
+    """The full scale of a 32-bit integer (PIL ``I``) image, which records none: 255 when its values fit 8 bits
+    (an 8-bit image saved as ``I``), else 65535."""
+    return 65535.0 if raw.max(initial=0) > 255 else 255.0
+
+
+def _to_tensor(arr: np.ndarray, channels: int | None) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
     x = x.unsqueeze(0) if x.ndim == 2 else x.permute(2, 0, 1).contiguous()
     return x if channels is None else to_channels(x, channels)
 
