@@ -41,7 +41,7 @@ from .stopping_choice import (
     write_stopping_choice,
 )
 from .symmetry import check_symmetry, group_members, symmetric_apply
-from .tiling import child_seed, image_seeds, needs_tiles, seeded_generators, tile_count, tiled_apply
+from .tiling import TILE_SIZE, child_seed, image_seeds, needs_tiles, seeded_generators, tile_count, tiled_apply
 
 Callback = Callable[[int, float, Tensor], None]
 SAMPLER_OPTIONS = ("steps", "step", "guidance", "guidance_strength", "output")
@@ -83,7 +83,7 @@ class DiracPipeline:
         self.state = state
         self.choice = choice
         self.choice_problem = choice_problem
-        self.tile_size, self.tile_overlap, self.tile_batch, self.batch_size = 128, 32, 4, 8
+        self.tile_size, self.tile_overlap, self.tile_batch, self.batch_size = TILE_SIZE, 32, 4, 8
 
     # --- loading and saving ---
     @classmethod

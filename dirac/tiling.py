@@ -25,6 +25,8 @@ TileFn = Callable[[Tensor, list[torch.Generator]], Tensor]
 
 TILE_ABOVE_PIXELS = 256 * 256
 """Images with more pixels than this run as tiles (when the degradation allows): below it one piece is faster."""
+TILE_SIZE = 128
+"""The default tile side (``sample.py`` and the pipeline)."""
 MAX_UNTILED_PIXELS = 512 * 512
 """Largest image run in one piece when tiling is impossible: the network's attention at 1/4 resolution costs
 memory quadratic in the pixel count (≈ 2 GB at 512², ≈ 17 GB at 1024²)."""
@@ -41,8 +43,12 @@ def needs_tiles(
         return True
     if h * w > MAX_UNTILED_PIXELS:
         why = f"{kind} measurements cannot be tiled (the degradation depends on the position)"
-        if shift_invariant:
-            why = "tiling is not available here (tile_size=None, or a recorded trajectory)"
+        if shift_invariant and tile_size is None:
+            why = "tiling is off (tile_size=None, or a recorded trajectory)"
+        elif shift_invariant and max(h, w) <= int(tile_size):
+            why = f"tile_size={tile_size} covers it whole (use a smaller tile_size, e.g. {TILE_SIZE})"
+        elif shift_invariant:
+            why = f"tile_above={above} pixels keeps it whole (lower tile_above)"
         raise ValueError(
             f"a {h}x{w} image is too large to reconstruct in one piece and {why}; crop or resize it to at most "
             f"{MAX_UNTILED_PIXELS} pixels"

@@ -188,3 +188,13 @@ def test_the_pipeline_reads_an_image_as_sample_py_reads_its_file(tmp_path):
     assert float(x.max()) == pytest.approx(254 / 255)
     back = restore([x])
     assert back.mode == "I" and np.array_equal(np.asarray(back), values)
+
+
+def test_an_image_too_large_for_the_tile_size_says_which_setting_keeps_it_whole():
+    pipe = DiracPipeline.from_pretrained("blur_default")
+    with pytest.raises(ValueError) as e:
+        pipe(torch.rand(1, 3, 600, 600) * 0.5 + 0.25, t_stop=1.0, tile_size=1000)
+    assert_one_line(str(e.value), "600x600", "tile_size=1000 covers it whole", "smaller tile_size")
+    with pytest.raises(ValueError) as e:
+        pipe(torch.rand(1, 3, 600, 600) * 0.5 + 0.25, t_stop=1.0, tile_size=None)
+    assert_one_line(str(e.value), "tiling is off")

@@ -106,6 +106,11 @@ def test_a_hand_edited_tuned_file_is_named_with_its_key_before_anything_runs(tmp
     assert not list((tmp_path / "out").rglob("*.png")), "rows ran before the tuned file was checked"
 
 
+def _big_png(tmp: Path) -> None:
+    _png(tmp / "m" / "small.png")
+    _png(tmp / "m" / "big.png", (600, 600))
+
+
 def _stale_out(tmp: Path) -> None:
     _png(tmp / "out" / "reconstructions" / "do" / "0000.png")
     manifest = {"format": "dirac-outputs", "version": 1, "complete": True, "files": ["reconstructions/do/0000.png"]}
@@ -201,6 +206,11 @@ CASES = {
         ["mode=up", "up.samples=2", "sampler.step=deterministic"],
         ["mode=up", "deterministic", "euler"],
         None,
+    ),
+    "measurement too large to run and untileable": (
+        ["checkpoint=inpaint_default", "measurements=TMP/m"],
+        ["measurement big.png", "600x600", "too large"],
+        _big_png,
     ),
     "up peer that cannot run here": (
         ["mode=up", "up.samples=2", "up.methods=[gaussian]"],

@@ -194,6 +194,7 @@ def plan_mode(cfg: dict[str, Any], job: Job) -> None:
         job.inputs.points = stopping_points(sampler_cfg, choice_path, job.fingerprint)
         if cfg["measurements"]:
             ys, names = load_measurements(cfg["measurements"], int(job.state["model"]["channels"]), cfg["num_images"])
+            check_sizes_run(ys, names, job.process)
             job.inputs.measurements = (top_up_measurements(ys, job.process, job.sigma_y, cfg["seed"]), names)
         check_ensemble_fits(cfg["ensemble"], job)
     if mode in ("tune", "compare") or (mode in UNCERTAINTY_MODES and cfg[mode]["methods"]):
@@ -217,6 +218,17 @@ def _peers_of(cfg: dict[str, Any], job: Job) -> Any:
         name, why = next(iter(peers.skipped.items()))
         raise ValueError(f"{mode}.methods: {name} cannot run here: {why}")
     return peers
+
+
+def check_sizes_run(ys: list[torch.Tensor], names: list[str], process: Any) -> None:
+    """Refuse, naming the file, a measurement too large to run whole that cannot be tiled (before any work)."""
+    from dirac.tiling import TILE_SIZE, needs_tiles
+
+    for y, name in zip(ys, names, strict=True):
+        try:
+            needs_tiles(y.shape, TILE_SIZE, process.shift_invariant, process.kind)
+        except ValueError as e:
+            raise ValueError(f"measurement {name}: {e}") from None
 
 
 def check_ensemble_fits(group: str | None, job: Job) -> None:

@@ -16,7 +16,7 @@ from ..baselines import admm_tv, tikhonov
 from ..degradations import DegradationProcess
 from ..reconstruction import GeneratorLike, Reconstruction, Restorer
 from ..sampling import ReverseSampler, data_consistency
-from ..tiling import image_seeds, needs_tiles, tiled_apply
+from ..tiling import TILE_SIZE, image_seeds, needs_tiles, tiled_apply
 
 
 class SamplerRestorer(Restorer):
@@ -32,7 +32,7 @@ class SamplerRestorer(Restorer):
         sampler: ReverseSampler,
         name: str = "dirac",
         record_x0: str | Sequence[int] | None = None,
-        tile_size: int | None = 128,
+        tile_size: int | None = TILE_SIZE,
         tile_overlap: int = 32,
         tile_above: int | None = None,
     ) -> None:
