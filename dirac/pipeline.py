@@ -212,7 +212,7 @@ class DiracPipeline:
             check_symmetry(self.process, b, ensemble)
         sampler = self.sampler(t_stop, **sampler_settings)
         if num_samples > 1 and not sampler.stochastic:
-            warnings.warn(identical_samples_note(f"t_stop={t_stop!r}", int(num_samples)), stacklevel=2)
+            warnings.warn(identical_samples_note(sampler, f"t_stop={t_stop!r}", int(num_samples)), stacklevel=2)
         for b in batches:  # refuse what cannot run (too large, untileable) before anything else
             run.tiled(b)
         self._warn_untrained_sizes(batches)

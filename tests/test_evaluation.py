@@ -231,9 +231,12 @@ def test_manifest_lists_outputs_and_overwrite_removes_only_those(tmp_path):
     with pytest.raises(FileExistsError, match="mine.txt"):
         OutputFolder(tmp_path).prepare()
     assert _tree(tmp_path) == before  # refusing changes nothing
-    removed = OutputFolder(tmp_path).prepare(overwrite=True)
-    assert sorted(removed) == ["metrics.json", "reconstructions/do/a.png"]
-    assert set(_tree(tmp_path)) == {"mine.txt"} and (tmp_path / "mine.txt").read_text() == "keep me"
+    again = OutputFolder(tmp_path)
+    assert sorted(again.prepare(overwrite=True)) == ["metrics.json", "reconstructions/do/a.png"]
+    assert _tree(tmp_path) == before  # removed only when this run writes: a run that stops first changes nothing
+    again.json("metrics.json", {"psnr": 2.0})
+    assert set(_tree(tmp_path)) == {"mine.txt", "metrics.json", "manifest.json"}
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
 
 
 def test_overwrite_never_follows_a_manifest_outside_the_folder(tmp_path):
@@ -255,7 +258,10 @@ def test_interrupted_run_is_listed_before_each_write(tmp_path):
     out.image("reconstructions/do/a.png", torch.rand(3, 4, 4))  # no finish(): as if killed here
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["files"] == ["reconstructions/do/a.png"] and manifest["complete"] is False
-    assert OutputFolder(tmp_path).prepare(overwrite=True) == ["reconstructions/do/a.png"]
+    again = OutputFolder(tmp_path)
+    assert again.prepare(overwrite=True) == ["reconstructions/do/a.png"]
+    again.finish()  # a run that writes nothing still clears the previous one's files when it completes
+    assert not (tmp_path / "reconstructions" / "do" / "a.png").exists()
 
 
 def test_settings_mirror_the_sampler_choices():

@@ -61,8 +61,40 @@ def test_figure_code_never_replaces_a_users_file_and_lists_its_files_before_writ
     with pytest.raises(KeyboardInterrupt):
         out.produce(interrupted, tmp_path / "figures" / "plane.png")
     assert "figures/plane.png" in json.loads((tmp_path / "manifest.json").read_text())["files"]
-    out.produce(atomic_write, tmp_path / "manifest.json", b"{}")  # the manifest is never listed as an output
-    assert "manifest.json" not in out.written
+    for stray in (tmp_path / "manifest.json", tmp_path.parent / "elsewhere.png"):  # never an output
+        with pytest.raises(ValueError, match="refusing to write"):
+            out.produce(atomic_write, stray, b"{}")
+    assert not (tmp_path.parent / "elsewhere.png").exists()
+
+
+def test_no_output_goes_through_a_symbolic_link_inside_the_folder(tmp_path):
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "plane.png").write_text("PRECIOUS")
+    root = tmp_path / "out"
+    root.mkdir()
+    (root / "figures").symlink_to(theirs, target_is_directory=True)
+    out = OutputFolder(root)
+    out.prepare(overwrite=True)
+    for write in (lambda: out.produce(atomic_write, root / "figures" / "plane.png", b"DIRAC"),
+                  lambda: out.json("figures/plane.png", {"a": 1})):  # fmt: skip
+        with pytest.raises(FileExistsError) as e:
+            write()
+        assert_one_line(str(e.value), "symbolic link", "figures")
+    assert (theirs / "plane.png").read_text() == "PRECIOUS"
+
+
+def test_a_run_refused_after_the_folder_check_leaves_the_previous_run_in_place(tmp_path):
+    first = OutputFolder(tmp_path)
+    first.prepare()
+    first.json("metrics.json", {"psnr": 1.0})
+    first.finish()
+    before = _digest(tmp_path)
+    second = OutputFolder(tmp_path, on_first_write=lambda: second.text(".hydra/config.yaml", "x: 1\n"))
+    second.prepare(overwrite=True)  # a setting refused now (after the check, before any output) changes nothing
+    assert _digest(tmp_path) == before and not (tmp_path / ".hydra").exists()
+    second.json("metrics.json", {"psnr": 2.0})  # the first write clears the old run and records the config
+    assert json.loads((tmp_path / "manifest.json").read_text())["files"] == [".hydra/config.yaml", "metrics.json"]
 
 
 def test_no_user_call_writes_into_the_shipped_models(tmp_path, monkeypatch):
@@ -198,3 +230,22 @@ def test_an_image_too_large_for_the_tile_size_says_which_setting_keeps_it_whole(
     with pytest.raises(ValueError) as e:
         pipe(torch.rand(1, 3, 600, 600) * 0.5 + 0.25, t_stop=1.0, tile_size=None)
     assert_one_line(str(e.value), "tiling is off")
+
+
+def test_peer_settings_are_checked_by_kind_and_accept_what_the_restorers_accept():
+    from dirac.evaluation.methods import METHODS, Method
+
+    ddrm = METHODS["ddrm"]
+    ddrm.check_settings({"eta": np.float64(0.5), "steps": np.int64(20), "sigma_min": None}, "ddrm")  # all valid
+    bad_settings = [
+        ({"eta": 1.5}, ["ddrm.eta", "[0, 1]"]),
+        ({"steps": 2.5}, ["ddrm.steps", "whole"]),
+        ({"eta": True}, ["ddrm.eta"]),
+        ({"sigma": 0.1}, ["ddrm.sigma", "no such setting", "options"]),
+    ]
+    for bad, words in bad_settings:
+        with pytest.raises(ValueError) as e:
+            ddrm.check_settings(bad, "ddrm")
+        assert_one_line(str(e.value), *words)
+    with pytest.raises(ValueError, match="nonneg"):
+        Method(METHODS["tikhonov"].make, ranges={"lam": "nonneg"})

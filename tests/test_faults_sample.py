@@ -185,7 +185,12 @@ CASES = {
     "measurements not a folder": (["measurements=TMP/nothing"], ["nothing", "not a folder"], None),
     "foreign files in output": ([], ["mine.txt", "overwrite=true"], _foreign_out),
     "stale outputs": ([], ["earlier run", "overwrite=true"], _stale_out),
-    "another run's .hydra": ([], ["mine.txt", "overwrite=true"], _another_runs_record),
+    "another run's .hydra": ([], ["did not write", "overwrite=true"], _another_runs_record),
+    "overwrite onto another run's .hydra": (
+        ["overwrite=true"],
+        [".hydra/config.yaml", "did not write"],
+        _another_runs_record,
+    ),
     "OT map fitted on the evaluated split": (
         ["mode=perception_control", "split=val"],
         ["fit_split=val", "split=test"],
@@ -212,9 +217,15 @@ CASES = {
         ["measurement big.png", "600x600", "too large"],
         _big_png,
     ),
+    "up peer unknown": (["mode=up", "up.samples=2", "up.methods=[tikhonv]"], ["up.methods", "tikhonv"], None),
     "up peer that cannot run here": (
         ["mode=up", "up.samples=2", "up.methods=[gaussian]"],
         ["up.methods: gaussian cannot run here", "mask"],
+        None,
+    ),
+    "compare's OT curves fitted on test": (
+        ["mode=compare", "perception_control.fit_split=test"],
+        ["fit_split=test"],
         None,
     ),
     "OT map fitted on test": (
@@ -240,7 +251,7 @@ CASES = {
     ),
     "compare with peers tuned on test": (
         ["mode=compare", "compare.tuned=TMP/tuned.yaml", "compare.methods=[tikhonov]"],
-        ["tuned.yaml was tuned on split=test", "mode=tune on val"],
+        ["tuned.yaml was tuned on split=test", "mode=tune with sweep.split other than test"],
         _tuned_on_test,
     ),
     "non-finite weights": (
@@ -300,10 +311,12 @@ def test_samples_of_a_deterministic_point_are_flagged_not_passed_off_as_uncertai
     y = torch.rand(1, 3, 16, 16) * 0.5 + 0.25
     assert not pipe.sampler(1.0).stochastic and not pipe.sampler(0.5, step="deterministic").stochastic
     assert pipe.sampler(0.5).stochastic and isinstance(pipe.sampler(0.5), ReverseSampler)
-    with pytest.warns(UserWarning, match="deterministic.*2 samples are one image"):
+    with pytest.warns(UserWarning, match="stops at t = 1.*2 samples are one image.*t_stop < 1"):
         out = pipe(y, t_stop=1.0, num_samples=2, return_dict=True, check_consistency=False)
     assert float(out.std.abs().max()) == 0.0  # what the warning says
-    with pytest.warns(UserWarning, match="point do .*deterministic"):
+    with pytest.warns(UserWarning, match="step is 'deterministic'.*step='euler'"):
+        pipe(y, t_stop=0.5, num_samples=2, step="deterministic", check_consistency=False)
+    with pytest.warns(UserWarning, match="point do: it stops at t = 1"):
         args = ["sampler.t_stop=do", "samples_per_measurement=2", f"hydra.run.dir={tmp_path / 'out'}"]
         assert sample_inprocess(*FAST, *args).returncode == 0
 

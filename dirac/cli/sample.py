@@ -14,23 +14,24 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from dirac.cli import record_hydra_config
+from dirac.cli import hydra_record
 from dirac.distributed import init_processes, is_main, launched_ranks, shared_folder
 from dirac.evaluation.settings import check_settings, stopping_points
 from dirac.evaluation.uncertainty_settings import UNCERTAINTY_MODES, check_uncertainty_settings
 from dirac.shipped import resolve_checkpoint
 from dirac.stopping_choice import CHOICE_FILE, weights_fingerprint
+
+if TYPE_CHECKING:
+    from dirac.evaluation.peers import Peers
 
 log = logging.getLogger("dirac.sample")
 
@@ -121,8 +122,9 @@ class Job:
     inputs: ModeInputs = field(default_factory=ModeInputs)
 
 
-def run(cfg: dict[str, Any], out_dir: Path, job_log: str, on_hold: Callable[[], None] | None = None) -> dict[str, Any]:
-    """Check ``cfg``, load the job, prepare ``out_dir`` (then ``on_hold()``, main process) and run the mode."""
+def run(cfg: dict[str, Any], out_dir: Path, job_log: str, record: dict[str, str] | None = None) -> dict[str, Any]:
+    """Check ``cfg``, load the job, check ``out_dir`` and run the mode; ``record`` (``{relative path: text}``, the
+    config as Hydra would record it) is written with the outputs, just before the first of them."""
     cfg = check_uncertainty_settings(check_settings(cfg))  # every value checked before the (slow) heavy imports
     device = pick_device(str(cfg["device"]))
     out_dir = shared_folder(out_dir)
@@ -136,12 +138,13 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str, on_hold: Callable[[], 
 
     job = load_job(cfg, device)
     plan_mode(cfg, job)
-    out = OutputFolder(out_dir, ignore=[job_log])
-    removed = out.prepare(cfg["overwrite"])
-    if on_hold is not None and is_main():
-        on_hold()
-    if removed:
-        log.info("overwrite=true: removed %d files of the previous run (listed in its manifest)", len(removed))
+
+    def write_record() -> None:
+        for rel, text in (record or {}).items():
+            out.text(rel, text)
+
+    out = OutputFolder(out_dir, ignore=[job_log], on_first_write=write_record)
+    out.prepare(cfg["overwrite"])
 
     def make(t_stop: float, s: dict[str, Any]) -> Any:
         return SamplerRestorer(job.model, sampler_from_config(job.process, {**s, "t_stop": t_stop}))
@@ -203,9 +206,10 @@ def plan_mode(cfg: dict[str, Any], job: Job) -> None:
             check_compare_ensemble(cfg["compare"]["ensemble"], job)
 
 
-def _peers_of(cfg: dict[str, Any], job: Job) -> Any:
+def _peers_of(cfg: dict[str, Any], job: Job) -> Peers:
     """The peers of ``mode=tune|compare`` (``compare.*``) or of an uncertainty mode (``MODE.methods``, with the
-    networks of ``compare.prior`` / ``compare.regressor``): networks loaded and checked before any sampling."""
+    networks of ``compare.prior`` / ``compare.regressor`` they need; tuned afresh on val, so ``compare.overrides``
+    do not apply): networks loaded and checked before any sampling."""
     from dirac.evaluation.peers import setup_peers
 
     mode, channels = cfg["mode"], int(job.state["model"]["channels"])
@@ -213,7 +217,8 @@ def _peers_of(cfg: dict[str, Any], job: Job) -> Any:
         ccfg = {**cfg["compare"], "methods": cfg[mode]["methods"], "oracle": [], "overrides": {}}
     else:
         ccfg = {**cfg["compare"], "oracle": cfg["compare"]["oracle"] if mode == "compare" else []}
-    peers = setup_peers(ccfg, str(cfg["checkpoint"]), job.process, channels, job.settings.device, cfg["ema"])
+    key, only = (f"{mode}.methods", True) if mode in UNCERTAINTY_MODES else ("compare.methods", False)
+    peers = setup_peers(ccfg, str(cfg["checkpoint"]), job.process, channels, job.settings.device, cfg["ema"], key, only)
     if mode in UNCERTAINTY_MODES and peers.skipped:
         name, why = next(iter(peers.skipped.items()))
         raise ValueError(f"{mode}.methods: {name} cannot run here: {why}")
@@ -335,7 +340,7 @@ def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     try:
-        record = partial(record_hydra_config, cfg, out_dir)  # Hydra's record, once the run holds its folder
+        record = hydra_record(cfg)  # written with the outputs, not before the folder check (output_subdir: null)
         summary = run(OmegaConf.to_container(cfg, resolve=True), out_dir, f"{hc.job.name}.log", record)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, OSError) as e:
         raise SystemExit(f"error: {e}") from None

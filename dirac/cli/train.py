@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dirac.checkpoint import list_checkpoints, require_keys, step_of, verify_checkpoint
-from dirac.cli import record_hydra_config
+from dirac.cli import hydra_record
 from dirac.degradations import process_from_dict
 from dirac.distributed import broadcast, init_processes, is_main, launched_ranks, on_main, shared_folder
 from dirac.factory import (
@@ -34,7 +34,7 @@ from dirac.factory import (
     process_from_config,
     schedule_from_config,
 )
-from dirac.io import to_json, write_json
+from dirac.io import atomic_write, to_json, write_json
 from dirac.models import NCSNppConfig, Reconstructor, count_parameters
 from dirac.models.gaussian_prior import fit_gaussian_prior, gaussian_fit_images
 from dirac.models.ncsnpp import GAUSSIAN_INPUTS, PARAMETER_FREE, PRIOR_BUFFERS, stacked_input
@@ -398,6 +398,11 @@ def _make_trainer(c, tcfg, net, process, train_set, val_set, out, run_state, tea
     )
 
 
+def _write_record(record: dict[str, str], out: Path) -> None:
+    for rel, text in record.items():
+        atomic_write(out / rel, text)
+
+
 def run(cfg: DictConfig, out: Path, record: bool = True) -> dict[str, Any]:
     """Hold the run folder (lock, main process), record the config and train; any error is a one-line
     ``SystemExit``. Under ``accelerate launch`` / ``torchrun`` every process joins the group here and works in
@@ -408,7 +413,7 @@ def run(cfg: DictConfig, out: Path, record: bool = True) -> dict[str, Any]:
             init_processes(cpu=(c.get("trainer") or {}).get("cpu") is True)
             out = shared_folder(out)
         with RunLock(out) if is_main() else nullcontext():
-            record_it = (lambda: record_hydra_config(cfg, out)) if record and is_main() else None
+            record_it = (lambda: _write_record(hydra_record(cfg), out)) if record and is_main() else None
             return train(c, out, on_start=record_it)
     except (ValueError, TypeError, KeyError, OSError, FloatingPointError, OmegaConfBaseException) as e:
         raise SystemExit(f"error: {' '.join(str(e).split())}") from None

@@ -30,7 +30,7 @@ from .modes import MEANING, Context
 from .peers import TUNED_FILE, Peers, check_tuned_entries, check_tuned_process, find_tuned, read_tuned
 from .sweep import trajectory_curves
 from .tuning import tune_methods_on
-from .uncertainty_modes import fit_description, ot_curves, unpaired_fit_sets
+from .uncertainty_modes import check_patches, fit_description, ot_curves, unpaired_fit_sets
 
 log = logging.getLogger("dirac.sample")
 
@@ -101,10 +101,13 @@ def _tuned_for(ctx: Context, peers: Peers, value: Any, split: str, evaluated: st
         doc = read_tuned(path)
         check_tuned_process(doc, ctx.process, path)
         check_tuned_entries(doc, {**peers.methods, **peers.oracle}, path)
-        if doc.get("split") == evaluated:
+        if doc.get("split") == evaluated and value in (None, "auto"):  # the shipped file serves another split
+            log.info("%s was tuned on %s, the split evaluated now: tuning on %s instead", path, evaluated, split)
+            path, doc = None, {"split": split, "methods": {}}
+        elif doc.get("split") == evaluated:
             raise ValueError(
                 f"{path} was tuned on split={evaluated}, the split this comparison evaluates (its rows would be "
-                f"oracle rows); give a tuned file of mode=tune on val (sweep.split=val)"
+                f"oracle rows); run mode=tune with sweep.split other than {evaluated} and pass its tuned.yaml"
             )
     missing = {n: m for n, m in peers.methods.items() if n not in doc["methods"]}
     if not missing:
@@ -183,13 +186,20 @@ def ensemble_restorers(entries: Mapping[str, tuple], groups: Mapping[str, str]) 
     return out
 
 
+def ot_fit_sets(ctx: Context, pc: dict[str, Any]) -> tuple[Tensor, Tensor]:
+    """The OT maps' fit sets (:func:`unpaired_fit_sets`), refused before any row runs when their patches are too
+    few for the patch size."""
+    fit = unpaired_fit_sets(ctx.load, pc)
+    check_patches(fit[0], min(len(fit[0]), len(fit[1])), pc["patch"], "perception_control.patch")
+    return fit
+
+
 def ot_section(
     ctx: Context, entries: Mapping[str, tuple], outs: Mapping[str, Tensor], clean: Tensor, pc: dict[str, Any],
-    metrics: dict[str, Metric],
+    metrics: dict[str, Metric], fit: tuple[Tensor, Tensor],
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:  # fmt: skip
     """The perception knob on every non-oracle row: Gaussian OT α curves (``perception_control`` settings; maps
-    fitted on the fit split, never on the evaluated images) and what they were fitted on."""
-    fit = unpaired_fit_sets(ctx.load, pc)
+    fitted on ``fit``, the fit split, never on the evaluated images) and what they were fitted on."""
     restorers = {k: r for k, (r, info) in entries.items() if not info.get("oracle")}
     test_outs = {k: outs[k][:, 0] for k in restorers}
     return ot_curves(
@@ -215,6 +225,8 @@ def compare_mode(
 ) -> dict[str, Any]:  # fmt: skip
     """Dirac, the tuned peers, the oracle rows and the measurement on ``splits[1]``; tuned on ``splits[0]``."""
     tuned, source = _tuned_for(ctx, peers, ccfg.get("tuned", "auto"), *splits)
+    with_ot = bool(ccfg.get("ot_curves") and ccfg.get("perception_control"))
+    fit = ot_fit_sets(ctx, ccfg["perception_control"]) if with_ot else None
     clean, y = ctx.load(splits[1])
     s, boot, sboot = ctx.settings, int(ccfg.get("bootstrap", 1000)), int(ccfg.get("bootstrap_set", 0))
     entries = {**dirac_restorers(ctx, points), **peer_restorers(peers, tuned)}
@@ -238,8 +250,8 @@ def compare_mode(
         c = trajectory_curves(ctx.make(0.0, sampler), clean, y, metrics["perceptual"], s)
         curve = {"psnr": c["psnr"], "perceptual": c["perceptual"], "t": c["t"]}
     ot = None
-    if ccfg.get("ot_curves") and ccfg.get("perception_control"):
-        ot, doc["ot_fit"] = ot_section(ctx, entries, outs, clean, ccfg["perception_control"], metrics)
+    if fit is not None:
+        ot, doc["ot_fit"] = ot_section(ctx, entries, outs, clean, ccfg["perception_control"], metrics, fit)
         doc["ot_curves"] = ot
     caption = f"split: {splits[1]} · tuned on {doc['tuned_on']} · checkpoint: {ctx.checkpoint} · {len(y)} images"
     _figures(ctx, rows, outs, clean, y, min(int(ccfg.get("grid_images", 6)), len(y)), (curve, ot), caption)

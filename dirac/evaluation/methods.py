@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,19 +77,27 @@ class Method:
     options: tuple[str, ...] = ()
     ranges: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        unknown = {k: v for k, v in self.ranges.items() if v not in RANGES}
+        if unknown:
+            raise ValueError(f"Method ranges {unknown}: each must be one of {', '.join(RANGES)}")
+
     def check_settings(self, values: Mapping[str, Any], where: str) -> None:
         """Refuse, naming ``where.KEY``, a setting this method does not have or a value outside its range (a tuned
-        file edited by hand, an override): caught before anything runs, not as a garbage row or a traceback."""
+        file edited by hand, an override): caught before anything runs, not as a garbage row or a traceback.
+        An optional setting (``options``) may be ``None``, its default."""
         known = {*self.grid, *self.fixed, *self.options}
         for key, value in values.items():
             if key not in known:
+                has = ", ".join(sorted(known)) or "none"
                 raise ValueError(
-                    f"{where}.{key}: no such setting (this method has {', '.join(sorted(known)) or 'none'})"
+                    f"{where}.{key}: no such setting (this method has {has}; a registered method declares other "
+                    f"settings of its make() in Method(options=...))"
                 )
-            if key not in self.ranges:
+            if key not in self.ranges or (value is None and key in self.options):
                 continue
             admits, text = RANGES[self.ranges[key]]
-            number = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+            number = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
             if not (number and admits(value)):
                 raise ValueError(f"{where}.{key} must be {text}, got {value!r}")
 

@@ -63,7 +63,7 @@ def point_restorers(
     def build(label: str, t: float, s: dict) -> Restorer:
         restorer = ctx.make(t, s)
         if samples > 1 and not restorer.stochastic:
-            warnings.warn(identical_samples_note(f"point {label} (t_stop={t:g})", samples), stacklevel=3)
+            warnings.warn(identical_samples_note(restorer.sampler, f"point {label}", samples), stacklevel=3)
         return restorer if ensemble is None else SymmetryEnsemble(restorer, ensemble)
 
     return {label: (build(label, t, s), samples) for label, (t, s) in points.items()}

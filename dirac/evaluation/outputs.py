@@ -5,9 +5,11 @@ Rules (checked by :meth:`OutputFolder.prepare` before anything is written):
 * a folder holding files dirac did not write (not in its ``manifest.json``), or outputs of an earlier run
   (a manifest), is refused unless ``overwrite=True``;
 * with ``overwrite=True`` only the files listed in the previous manifest are removed (stale outputs go), and
-  every other file stays untouched;
-* Hydra's own bookkeeping (``.hydra/`` and the job's ``.log``) and wandb's run files (``wandb/``) are not
-  dirac's output and are ignored.
+  every other file stays untouched; they go just before this run's first write (or at :meth:`finish`), so a run
+  that stops earlier — a setting refused after the folder check — leaves the folder as it was;
+* no output lands on a file dirac did not write, nor goes through a symbolic link inside the folder;
+* Hydra's job ``.log`` and wandb's run files (``wandb/``) are not dirac's output and are ignored (``sample.py``'s
+  ``.hydra/`` record is written through this folder, like any output).
 
 Every write is atomic (:mod:`dirac.io`); each file is listed in the manifest before it is written (``complete:
 false`` until :meth:`finish`), so even an interrupted run's outputs can be removed with ``overwrite=true``.
@@ -16,6 +18,8 @@ false`` until :meth:`finish`), so even an interrupted run's outputs can be remov
 from __future__ import annotations
 
 import json
+import logging
+import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -23,8 +27,10 @@ from typing import Any
 from torch import Tensor
 
 from ..distributed import is_main, on_main, world
-from ..io import before_each_write, save_image, write_json
+from ..io import atomic_write, before_each_write, save_image, write_json
 from ..shipped import refuse_shipped
+
+log = logging.getLogger("dirac.sample")
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = "dirac-outputs"
@@ -56,7 +62,7 @@ def _existing(folder: Path, ignore: Iterable[str]) -> list[str]:
     out = []
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder).as_posix()
-        if (p.is_file() or p.is_symlink()) and rel not in skip and not rel.startswith((".hydra/", "wandb/")):
+        if (p.is_file() or p.is_symlink()) and rel not in skip and not rel.startswith("wandb/"):
             out.append(rel)
     return out
 
@@ -64,17 +70,27 @@ def _existing(folder: Path, ignore: Iterable[str]) -> list[str]:
 class OutputFolder:
     """Writes images and JSON under ``root`` and records them; see the module docstring for the rules."""
 
-    def __init__(self, root: str | Path, ignore: Iterable[str] = (), active: bool | None = None) -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        ignore: Iterable[str] = (),
+        active: bool | None = None,
+        on_first_write: Callable[[], None] | None = None,
+    ) -> None:
         self.root = Path(root)
         self.ignore = set(ignore)
         self.written: list[str] = []
         self.foreign: set[str] = set()  # files present before the run that dirac did not write (prepare)
+        self.stale: list[str] = []  # the previous run's files, removed just before this run's first write
+        self.on_first_write = on_first_write  # e.g. sample.py's .hydra/ record, once the run really writes
+        self._started = False
         # under several processes only the main one writes; the others run the same code and write nothing
         self.active = is_main() if active is None else active
 
     def prepare(self, overwrite: bool = False) -> list[str]:
-        """Check the folder (see the rules); with ``overwrite`` remove the previous run's files. Returns them.
-        Under several processes the main process checks and every rank raises its refusal."""
+        """Check the folder (see the rules); with ``overwrite`` the previous run's files are removed just before
+        this run's first write. Returns them. Under several processes the main process checks and every rank
+        raises its refusal."""
         return on_main(self._prepare, overwrite) if self.active or world()[1] > 1 else []
 
     def _prepare(self, overwrite: bool) -> list[str]:
@@ -94,14 +110,25 @@ class OutputFolder:
                 f"output folder {self.root} already holds {what}; choose a new folder (hydra.run.dir=...) or pass "
                 f"overwrite=true (removes only the files listed in its {MANIFEST}, nothing else)"
             )
-        removed = []
-        for rel in previous:
+        self.stale = list(previous)
+        return list(previous)
+
+    def _start(self) -> None:
+        """Once, before this run's first file: remove the previous run's files (``stale``), then ``on_first_write``."""
+        if self._started:
+            return
+        self._started = True
+        removed = 0
+        for rel in self.stale:
             path = _safe(self.root, rel)
             if path is not None and (path.is_file() or path.is_symlink()):
                 path.unlink()
-                removed.append(rel)
+                removed += 1
         (self.root / MANIFEST).unlink(missing_ok=True)
-        return removed
+        if removed:
+            log.info("overwrite=true: removed %d files of the previous run (listed in its manifest)", removed)
+        if self.on_first_write is not None:
+            self.on_first_write()
 
     def produce(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Path]:
         """``write(*args, **kwargs)`` (figure code returning the path, or paths, it wrote under ``root``) on the
@@ -114,11 +141,13 @@ class OutputFolder:
         self.adopt(paths)
         return [Path(p) for p in paths]
 
-    def _claim(self, path: Path) -> None:
-        """:meth:`_record` for a file about to be written under ``root`` (the manifest itself excepted)."""
-        root, target = self.root.resolve(), Path(path).resolve()
-        if target.is_relative_to(root) and target != root / MANIFEST:
-            self._record(target.relative_to(root).as_posix())
+    def _claim(self, path: str | Path) -> None:
+        """:meth:`_record` for a file about to be written; a file outside ``root`` or the manifest itself is
+        refused (figure code writes its own files only, inside the folder). Links are not followed."""
+        root, target = Path(os.path.abspath(self.root)), Path(os.path.abspath(path))
+        if not target.is_relative_to(root) or target == root / MANIFEST:
+            raise ValueError(f"refusing to write {target}: outputs go inside {root}, and never over its {MANIFEST}")
+        self._record(target.relative_to(root).as_posix())
 
     def _record(self, rel: str) -> Path:
         """List ``rel`` in the manifest *before* it is written, so an interrupted run's files stay removable."""
@@ -127,14 +156,28 @@ class OutputFolder:
                 f"{self.root / rel} is a file dirac did not write and this run would replace it; move it, or choose "
                 f"another output folder (hydra.run.dir=...)"
             )
+        parts = Path(rel).parts
+        for k in range(1, len(parts) + 1):  # an output never goes through a link: it could land anywhere
+            if (self.root.joinpath(*parts[:k])).is_symlink():
+                raise FileExistsError(
+                    f"{self.root.joinpath(*parts[:k])} is a symbolic link and {rel} would be written through it; "
+                    f"remove the link or choose another output folder (hydra.run.dir=...)"
+                )
+        self._start()
         if rel not in self.written:
             self.written.append(rel)
             self._write_manifest(complete=False)
         return self.root / rel
 
+    def text(self, rel: str, content: str) -> None:
+        """A text file at ``root/rel`` (atomic)."""
+        if self.active:
+            atomic_write(self._record(rel), content)
+
     def _write_manifest(self, complete: bool) -> Path:
         data = {"format": MANIFEST_FORMAT, "version": 1, "complete": complete, "files": sorted(self.written)}
-        return write_json(self.root / MANIFEST, data)
+        with before_each_write(lambda _: None):  # dirac's own bookkeeping, also while figure code runs
+            return write_json(self.root / MANIFEST, data)
 
     def image(self, rel: str, x: Tensor) -> None:
         """Save one ``(C, H, W)`` image in [0, 1] as PNG at ``root/rel`` (non-finite images are refused)."""
@@ -158,4 +201,7 @@ class OutputFolder:
 
     def finish(self) -> Path:
         """Write ``manifest.json`` listing every file of this run (on the writing process)."""
-        return self._write_manifest(complete=True) if self.active else self.root / MANIFEST
+        if not self.active:
+            return self.root / MANIFEST
+        self._start()
+        return self._write_manifest(complete=True)

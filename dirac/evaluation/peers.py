@@ -110,15 +110,16 @@ def check_regressor(
 
 
 def load_resources(
-    cfg: Mapping[str, Any], checkpoint: str, process: DegradationProcess, channels: int, device: Any, ema: bool = True
-) -> tuple[Resources, list[str]]:
-    """``Resources`` with the prior and regressor of ``cfg`` (``compare.prior`` / ``compare.regressor``) loaded
+    cfg: Mapping[str, Any], checkpoint: str, process: DegradationProcess, channels: int, device: Any, ema: bool = True,
+    kinds: Sequence[str] = NEEDS,
+) -> tuple[Resources, list[str]]:  # fmt: skip
+    """``Resources`` with the networks ``kinds`` of ``cfg`` (``compare.prior`` / ``compare.regressor``) loaded
     and checked; returns it and the notes on what was left out."""
     from ..factory import load_checkpoint
 
     notes: list[str] = []
     res = Resources(process)
-    for kind in NEEDS:
+    for kind in kinds:
         name = _resource_name(cfg.get(kind, "auto"), kind, checkpoint, notes)
         if name is None:
             continue
@@ -252,11 +253,13 @@ class Peers:
 
 
 def setup_peers(
-    cfg: Mapping[str, Any], checkpoint: str, process: DegradationProcess, channels: int, device: Any, ema: bool = True
-) -> Peers:
-    """Check ``compare.methods`` / ``oracle`` / ``overrides`` (before any loading), load the networks, drop
-    (and record) the methods whose network is missing."""
-    methods = select_methods(list(cfg.get("methods") or []))
+    cfg: Mapping[str, Any], checkpoint: str, process: DegradationProcess, channels: int, device: Any, ema: bool = True,
+    key: str = "compare.methods", only_needed: bool = False,
+) -> Peers:  # fmt: skip
+    """Check ``cfg["methods"]`` (named ``key`` in messages) / ``oracle`` / ``overrides`` (before any loading), load
+    the networks (``only_needed``: just those the methods need), drop (and record) the methods whose network is
+    missing."""
+    methods = select_methods(list(cfg.get("methods") or []), key)
     oracle = select_methods(list(cfg.get("oracle") or []), "compare.oracle")
     overrides = {str(k): dict(v or {}) for k, v in (cfg.get("overrides") or {}).items()}
     unknown = [k for k in overrides if k not in METHODS]
@@ -264,8 +267,9 @@ def setup_peers(
         raise ValueError(f"compare.overrides: unknown method(s) {unknown}; known methods: {', '.join(sorted(METHODS))}")
     methods = {n: with_overrides(n, m, overrides.get(n)) for n, m in methods.items()}
     oracle = {n: with_overrides(n, m, overrides.get(n)) for n, m in oracle.items()}
-    res, notes = load_resources(cfg, checkpoint, process, channels, device, ema)
     wanted = (*methods.values(), *oracle.values())  # none loaded for a method its operator refuses (skipped below)
+    kinds = [k for k in NEEDS if not only_needed or any(k in m.needs for m in wanted)]
+    res, notes = load_resources(cfg, checkpoint, process, channels, device, ema, kinds)
     if any(TRAIN_IMAGES in m.needs and m.operator_refusal(process) is None for m in wanted):
         res.train_images = load_train_images(checkpoint, notes)
     for note in notes:

@@ -52,7 +52,7 @@ def _trajectory_samples(ctx: Context, settings: dict, y: Tensor, k: int) -> tupl
     return {i: x.clamp(0, 1).reshape(len(y), k, *x.shape[1:]) for i, x in traj.items()}, grid
 
 
-def _check_patches(images: Tensor, n: int, patch: int, key: str) -> None:
+def check_patches(images: Tensor, n: int, patch: int, key: str) -> None:
     """Refuse, naming ``key``, a patch size whose Gaussian the ``n`` images of ``images``' shape cannot fit."""
     c, h, w = images.shape[-3:]
     require_enough_patches(patch_count(n, h, w, patch), c * patch * patch, key)
@@ -110,7 +110,7 @@ def up(
     """The UP plane, factor-2 check, calibration and hallucination on ``cfg["split"]``; writes ``up.json``."""
     u, split = cfg["up"], cfg["split"]
     clean, y = ctx.load(split)
-    _check_patches(y, len(y), u["patch"], "up.patch")  # before the K reverse runs
+    check_patches(y, len(y), u["patch"], "up.patch")  # before the K reverse runs
     settings = next(iter(points.values()))[1]
     traj, grid = _trajectory_samples(ctx, settings, y, u["samples"])
     final = traj[max(traj)]
@@ -217,7 +217,7 @@ def perception_control(
     res = resources or Resources(ctx.process)
     bases.update(tune_methods(pc["methods"], res, ctx.load, "val", s.batch_size, s.seed)[0])
     fit = unpaired_fit_sets(fit_load, pc)
-    _check_patches(fit[0], min(len(fit[0]), len(fit[1])), pc["patch"], "perception_control.patch")
+    check_patches(fit[0], min(len(fit[0]), len(fit[1])), pc["patch"], "perception_control.patch")
     clean, y = ctx.load(split)
     metrics = [build_metric(n) for n in ("psnr", "ssim", "swd")]
     outs = {name: s.run(r, y).output[:, 0] for name, r in bases.items()}

@@ -45,28 +45,39 @@ def check_uncertainty_settings(cfg: dict[str, Any]) -> dict[str, Any]:
     pc["patch"] = as_int(pc.get("patch", 4), "perception_control.patch")
     pc["methods"] = _names(pc.get("methods"), "perception_control.methods")
     pc["keep_dc"] = as_bool(pc.get("keep_dc", True), "perception_control.keep_dc")
+    pc.setdefault("fit_split", "val")
+    pc.setdefault("clean_split", "val")
+    if uses_ot_maps(cfg):
+        _check_ot_fit(pc, cfg.get("split", "test"))
+    _check_peers_held_out(cfg, up, pc)
+    return {**cfg, "up": up, "perception_control": pc}
+
+
+def uses_ot_maps(cfg: dict[str, Any]) -> bool:
+    """Whether the run fits Gaussian OT maps with ``perception_control``'s settings: that mode, or mode=compare's
+    α curves (``compare.ot_curves``)."""
+    compare_curves = cfg.get("mode") == "compare" and (cfg.get("compare") or {}).get("ot_curves", True)
+    return cfg.get("mode") == "perception_control" or bool(compare_curves)
+
+
+def _check_ot_fit(pc: dict[str, Any], split: str) -> None:
+    """The OT map is fitted on val or train, never on the evaluated split or test, and must transport something."""
+    for key in ("fit_split", "clean_split"):
+        if pc[key] in (split, "test"):
+            raise ValueError(
+                f"perception_control.{key}={pc[key]} would fit the OT map on the evaluated or the test split "
+                f"(split={split}); evaluate on test (split=test) and fit on val or train"
+            )
     if pc["keep_dc"] and pc["patch"] == 1:
         raise ValueError(
             "perception_control.patch=1 with keep_dc=true transports nothing (a one-pixel patch is all mean); use "
             "patch >= 2 or keep_dc=false"
         )
-    pc.setdefault("fit_split", "val")
-    pc.setdefault("clean_split", "val")
-    _check_held_out(cfg, up, pc)
-    return {**cfg, "up": up, "perception_control": pc}
 
 
-def _check_held_out(cfg: dict[str, Any], up: dict[str, Any], pc: dict[str, Any]) -> None:
-    """The OT maps are fitted, and the peers tuned, on val: neither may be the evaluated split (then the figures
-    would be fitted to the very images they score)."""
+def _check_peers_held_out(cfg: dict[str, Any], up: dict[str, Any], pc: dict[str, Any]) -> None:
+    """The uncertainty modes tune their peers on val, which then may not be the evaluated split."""
     mode, split = cfg.get("mode"), cfg.get("split", "test")
-    if mode == "perception_control":
-        for key in ("fit_split", "clean_split"):
-            if pc[key] in (split, "test"):
-                raise ValueError(
-                    f"perception_control.{key}={pc[key]} would fit the OT map on the evaluated or the test split "
-                    f"(split={split}); evaluate on test (split=test) and fit on val or train"
-                )
     methods = {"up": up["methods"], "perception_control": pc["methods"]}.get(mode)
     if methods and split == "val":
         raise ValueError(

@@ -74,7 +74,8 @@ class GaussianOT:
     def fit(
         cls, restored: Tensor, clean: Tensor, patch: int = 4, keep_dc: bool = True, ridge: float = RIDGE
     ) -> GaussianOT:
-        """Fit on restored images and unpaired clean images ``(B, C, H, W)`` (same channels; any counts)."""
+        """Fit on restored images and unpaired clean images ``(B, C, H, W)`` (same channels; each set must hold more
+        patches than a patch has dimensions, else the fit is refused: its covariance would be singular)."""
         if restored.shape[1] != clean.shape[1]:
             raise ValueError(f"restored and clean images need the same channels, got {restored.shape[1]} and "
                              f"{clean.shape[1]}")  # fmt: skip

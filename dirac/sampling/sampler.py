@@ -213,9 +213,10 @@ class ReverseSampler:
         return out
 
 
-def identical_samples_note(what: str, samples: int) -> str:
-    """The warning for ``samples`` posterior samples asked of a deterministic run (they are all one image)."""
-    return (
-        f"{what} is deterministic (t_stop = 1 or sampler step 'deterministic'): its {samples} samples are one "
-        f"image and its uncertainty (std) is zero; ask samples of a stochastic point, e.g. po or t_stop < 1"
-    )
+def identical_samples_note(sampler: ReverseSampler, what: str, samples: int) -> str:
+    """The warning for ``samples`` posterior samples asked of a deterministic run of ``sampler`` (one image)."""
+    if sampler.step == "deterministic":
+        cause, fix = "its step is 'deterministic'", "use the stochastic step (step='euler')"
+    else:
+        cause, fix = "it stops at t = 1 (the one-shot estimate)", "ask them of a point with t_stop < 1, e.g. po"
+    return f"{what}: {cause}, so its {samples} samples are one image and their std is zero; {fix}"
