@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -20,6 +21,7 @@ import torch
 from dirac.baselines import admm_tv, best_lambda_tikhonov, best_lambda_tv, tikhonov
 from dirac.baselines._common import default_lambdas
 from dirac.data import PhotoCrops
+from dirac.degradations import DegradationProcess
 from dirac.factory import process_from_config
 from dirac.io import write_json
 from dirac.metrics import psnr, ssim
@@ -39,7 +41,9 @@ def summary(rec: torch.Tensor, x: torch.Tensor) -> dict:
     return {"psnr": float(psnr(rec, x).mean()), "ssim": float(ssim(rec, x).mean())}
 
 
-def _one_process(proc, x: torch.Tensor, tik_grid, tv_grid, tv_iterations: int) -> dict:
+def _one_process(
+    proc: DegradationProcess, x: torch.Tensor, tik_grid: Sequence[float], tv_grid: Sequence[float], tv_iterations: int
+) -> dict:
     """Oracle-λ Tikhonov and TV on one process's measurements of ``x``: scores per λ, sweep and single-solve times."""
     y = proc.measure(x, torch.Generator().manual_seed(0))
     t0 = time.perf_counter()

@@ -81,7 +81,9 @@ def _shift_scale(x: torch.Tensor, rng: np.random.Generator, shift: float, scale:
 _WARP_GRID = 4  # control points per axis of the smooth random fields (elastic warp, shading)
 
 
-def _smooth_field(rng: np.random.Generator, std: float, fields: int, h: int, w: int, dtype) -> torch.Tensor:
+def _smooth_field(
+    rng: np.random.Generator, std: float, fields: int, h: int, w: int, dtype: torch.dtype
+) -> torch.Tensor:
     """``fields`` smooth random maps ``(fields, H, W)``: N(0, std²) on a 4 × 4 grid, bicubically interpolated."""
     coarse = torch.from_numpy(rng.normal(0.0, std, size=(1, fields, _WARP_GRID, _WARP_GRID))).to(dtype)
     return F.interpolate(coarse, size=(h, w), mode="bicubic", align_corners=True)[0]
