@@ -154,10 +154,15 @@ def write_json(path: str | Path, obj: Any, nonfinite: str = "error", indent: int
     return atomic_write(path, to_json(obj, nonfinite=nonfinite, indent=indent) + "\n")
 
 
-def save_image(x: Tensor, path: str | Path) -> None:
-    """Save one ``(C, H, W)`` image in [0, 1] as PNG (atomically); a non-finite image is refused, not saved black."""
+def check_finite_image(x: Tensor, path: str | Path) -> None:
+    """Refuse an image with NaN or Inf values (it would be saved black), naming the file it was meant for."""
     if not bool(torch.isfinite(x).all()):
         raise ValueError(f"refusing to save {path}: the image contains NaN or Inf values (a diverged model or input)")
+
+
+def save_image(x: Tensor, path: str | Path) -> None:
+    """Save one ``(C, H, W)`` image in [0, 1] as PNG (atomically); a non-finite image is refused, not saved black."""
+    check_finite_image(x, path)
     buf = io.BytesIO()
     Image.fromarray(to_uint8(x)).save(buf, format="PNG")
     atomic_write(path, buf.getvalue())

@@ -77,11 +77,28 @@ def test_no_output_goes_through_a_symbolic_link_inside_the_folder(tmp_path):
     out = OutputFolder(root)
     out.prepare(overwrite=True)
     for write in (lambda: out.produce(atomic_write, root / "figures" / "plane.png", b"DIRAC"),
-                  lambda: out.json("figures/plane.png", {"a": 1})):  # fmt: skip
-        with pytest.raises(FileExistsError) as e:
+                  lambda: out.json("figures/plane.png", {"a": 1}), lambda: out.json("../escape.json", {})):  # fmt: skip
+        with pytest.raises(ValueError) as e:
             write()
-        assert_one_line(str(e.value), "symbolic link", "figures")
-    assert (theirs / "plane.png").read_text() == "PRECIOUS"
+        assert_one_line(str(e.value), "refusing to write", "symbolic link")
+    assert (theirs / "plane.png").read_text() == "PRECIOUS" and not (tmp_path / "escape.json").exists()
+
+
+def test_overwrite_removes_a_listed_link_not_the_file_it_points_to(tmp_path):
+    mine = tmp_path / "mine.png"
+    mine.write_text("the user's")
+    root = tmp_path / "out"
+    (root / "keep").mkdir(parents=True)
+    (root / "keep" / "x.png").write_text("behind a link")
+    (root / "a.png").symlink_to(mine)
+    (root / "sub").symlink_to(root / "keep", target_is_directory=True)
+    manifest = {"format": "dirac-outputs", "version": 1, "complete": True, "files": ["a.png", "sub/x.png"]}
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    out = OutputFolder(root)
+    out.prepare(overwrite=True)
+    out.json("metrics.json", {"psnr": 1.0})
+    assert mine.read_text() == "the user's" and not (root / "a.png").is_symlink()  # the link went, not its target
+    assert (root / "keep" / "x.png").read_text() == "behind a link"  # never removed through a linked folder
 
 
 def test_a_run_refused_after_the_folder_check_leaves_the_previous_run_in_place(tmp_path):
@@ -90,7 +107,7 @@ def test_a_run_refused_after_the_folder_check_leaves_the_previous_run_in_place(t
     first.json("metrics.json", {"psnr": 1.0})
     first.finish()
     before = _digest(tmp_path)
-    second = OutputFolder(tmp_path, on_first_write=lambda: second.text(".hydra/config.yaml", "x: 1\n"))
+    second = OutputFolder(tmp_path, record={".hydra/config.yaml": "x: 1\n"})
     second.prepare(overwrite=True)  # a setting refused now (after the check, before any output) changes nothing
     assert _digest(tmp_path) == before and not (tmp_path / ".hydra").exists()
     second.json("metrics.json", {"psnr": 2.0})  # the first write clears the old run and records the config

@@ -271,10 +271,7 @@ def _check_case(tmp_path: Path, case: str, launch) -> None:
     res = launch(*_fast(args), f"hydra.run.dir={tmp_path / 'out'}")
     text = assert_clear_failure(res, *words)
     assert len(text.strip().splitlines()) <= 3, f"not a short reason:\n{text}"
-    after = _user_files(tmp_path)
-    new = {k for k in after if k not in before and f"{tmp_path / 'out' / '.hydra'}/" not in k}
-    # the one thing a run that failed after taking its folder leaves is its config record (.hydra/)
-    assert not new and all(after.get(k) == v for k, v in before.items()), f"files changed:\n{text[-1500:]}"
+    assert _user_files(tmp_path) == before, f"files changed although the run failed:\n{text[-1500:]}"
     assert checksums(SHIPPED) == shipped
     assert not list((tmp_path / "out").rglob("*.png")) or setup in (_stale_out,)
 
@@ -328,6 +325,24 @@ def test_uncertainty_peers_get_the_networks_of_compare_prior_and_regressor(tmp_p
     assert sample_inprocess(*_fast(args)).returncode == 0
     points = json.loads((tmp_path / "out" / "up.json").read_text())["points"]
     assert "regressor" in points and points["regressor"]["uncertainty"] > 0
+
+
+def test_overwrite_of_a_run_whose_hydra_record_is_not_in_its_manifest(tmp_path):
+    """An earlier dirac let Hydra write .hydra/ unlisted: with a manifest beside it, it is that run's record and
+    goes with its outputs; the new record is listed."""
+    _stale_out(tmp_path)
+    (tmp_path / "out" / ".hydra").mkdir()
+    (tmp_path / "out" / ".hydra" / "config.yaml").write_text("old: run\n")
+    (tmp_path / "out" / "mine.txt").write_text("keep me")
+    assert sample_inprocess(*_fast(["overwrite=true"]), f"hydra.run.dir={tmp_path / 'out'}").returncode == 0
+    files = json.loads((tmp_path / "out" / "manifest.json").read_text())["files"]
+    assert ".hydra/config.yaml" in files and "old: run" not in (tmp_path / "out" / ".hydra" / "config.yaml").read_text()
+    assert (tmp_path / "out" / "mine.txt").read_text() == "keep me"
+
+
+def test_hydra_writing_its_own_record_is_refused_with_the_setting_to_change(tmp_path):
+    res = sample_inprocess(*_fast([]), "hydra.output_subdir=.hydra", f"hydra.run.dir={tmp_path / 'out'}")
+    assert_clear_failure(res, "hydra.output_subdir", "leave it null")
 
 
 def test_mixed_sizes_in_one_measurement_folder(tmp_path):

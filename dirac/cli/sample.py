@@ -138,12 +138,7 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str, record: dict[str, str]
 
     job = load_job(cfg, device)
     plan_mode(cfg, job)
-
-    def write_record() -> None:
-        for rel, text in (record or {}).items():
-            out.text(rel, text)
-
-    out = OutputFolder(out_dir, ignore=[job_log], on_first_write=write_record)
+    out = OutputFolder(out_dir, ignore=[job_log], record=record)
     out.prepare(cfg["overwrite"])
 
     def make(t_stop: float, s: dict[str, Any]) -> Any:
@@ -339,6 +334,11 @@ def report(summary: dict[str, Any], out_dir: Path) -> None:
 def main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
+    if hc.output_subdir is not None:
+        raise SystemExit(
+            f"error: hydra.output_subdir={hc.output_subdir} makes Hydra write its record before dirac checks the "
+            f"folder; leave it null (dirac writes .hydra/ itself, listed in manifest.json)"
+        )
     try:
         record = hydra_record(cfg)  # written with the outputs, not before the folder check (output_subdir: null)
         summary = run(OmegaConf.to_container(cfg, resolve=True), out_dir, f"{hc.job.name}.log", record)

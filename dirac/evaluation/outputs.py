@@ -27,7 +27,7 @@ from typing import Any
 from torch import Tensor
 
 from ..distributed import is_main, on_main, world
-from ..io import atomic_write, before_each_write, save_image, write_json
+from ..io import atomic_write, before_each_write, check_finite_image, save_image, to_json, write_json
 from ..shipped import refuse_shipped
 
 log = logging.getLogger("dirac.sample")
@@ -51,10 +51,19 @@ def read_manifest(folder: Path) -> list[str]:
     return files
 
 
-def _safe(folder: Path, rel: str) -> Path | None:
-    """``folder/rel`` if it stays inside ``folder`` (a manifest cannot point dirac elsewhere)."""
-    path = (folder / rel).resolve()
-    return path if path.is_relative_to(folder.resolve()) and path != folder.resolve() else None
+def _inside(folder: Path, rel: str) -> Path | None:
+    """``folder/rel`` when it names a path inside ``folder`` without ``..`` and without passing through a symbolic
+    link (the last component may be one: unlinking it removes the link, not what it points to); else ``None``."""
+    root = Path(os.path.abspath(folder))
+    path = Path(os.path.abspath(root / rel))
+    if not path.is_relative_to(root) or path == root:
+        return None
+    parts = path.relative_to(root).parts
+    return None if any(root.joinpath(*parts[:k]).is_symlink() for k in range(1, len(parts))) else path
+
+
+HYDRA_RECORD = (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml")
+"""What Hydra (and dirac before it wrote the record itself) left unlisted beside a run's manifest."""
 
 
 def _existing(folder: Path, ignore: Iterable[str]) -> list[str]:
@@ -75,22 +84,22 @@ class OutputFolder:
         root: str | Path,
         ignore: Iterable[str] = (),
         active: bool | None = None,
-        on_first_write: Callable[[], None] | None = None,
+        record: dict[str, str] | None = None,
     ) -> None:
         self.root = Path(root)
         self.ignore = set(ignore)
         self.written: list[str] = []
         self.foreign: set[str] = set()  # files present before the run that dirac did not write (prepare)
         self.stale: list[str] = []  # the previous run's files, removed just before this run's first write
-        self.on_first_write = on_first_write  # e.g. sample.py's .hydra/ record, once the run really writes
+        self.record = dict(record or {})  # {relative path: text} written first (sample.py's .hydra/ record)
         self._started = False
         # under several processes only the main one writes; the others run the same code and write nothing
         self.active = is_main() if active is None else active
 
     def prepare(self, overwrite: bool = False) -> list[str]:
-        """Check the folder (see the rules); with ``overwrite`` the previous run's files are removed just before
-        this run's first write. Returns them. Under several processes the main process checks and every rank
-        raises its refusal."""
+        """Check the folder (see the rules) and the paths of ``record``; with ``overwrite`` the previous run's files
+        are removed just before this run's first write. Returns them. Under several processes the main process
+        checks and every rank raises its refusal."""
         return on_main(self._prepare, overwrite) if self.active or world()[1] > 1 else []
 
     def _prepare(self, overwrite: bool) -> list[str]:
@@ -98,6 +107,8 @@ class OutputFolder:
         self.root.mkdir(parents=True, exist_ok=True)
         previous = read_manifest(self.root)
         present = _existing(self.root, self.ignore | {MANIFEST})
+        if previous:  # an earlier dirac's sample run: its Hydra-written record belongs to that run
+            previous += [f for f in HYDRA_RECORD if f in present and f not in previous]
         foreign = [f for f in present if f not in set(previous)]
         self.foreign = set(foreign)  # kept whatever happens: an output of the same name is refused (_record)
         if (foreign or previous) and not overwrite:
@@ -110,25 +121,47 @@ class OutputFolder:
                 f"output folder {self.root} already holds {what}; choose a new folder (hydra.run.dir=...) or pass "
                 f"overwrite=true (removes only the files listed in its {MANIFEST}, nothing else)"
             )
+        for rel in self.record:  # refused now, before any work, not at the first write
+            self._check_target(rel)
         self.stale = list(previous)
         return list(previous)
 
+    def _check_target(self, rel: str) -> Path:
+        """``root/rel`` if this run may write it: inside the folder, not the manifest, not through a link, not a
+        file dirac did not write."""
+        path = _inside(self.root, rel)
+        if path is None or path == Path(os.path.abspath(self.root / MANIFEST)):
+            raise ValueError(
+                f"refusing to write {rel!r} in {self.root}: outputs go inside the folder (not through a symbolic "
+                f"link) and never over its {MANIFEST}; remove the link or choose another output folder"
+            )
+        if rel in self.foreign:
+            raise FileExistsError(
+                f"{self.root / rel} is a file dirac did not write and this run would replace it; move it, or choose "
+                f"another output folder (hydra.run.dir=...)"
+            )
+        return path
+
     def _start(self) -> None:
-        """Once, before this run's first file: remove the previous run's files (``stale``), then ``on_first_write``."""
+        """Once, before this run's first file: remove the previous run's files (``stale``), then write ``record``."""
         if self._started:
             return
         self._started = True
-        removed = 0
+        removed, kept = 0, []
         for rel in self.stale:
-            path = _safe(self.root, rel)
+            path = _inside(self.root, rel)
             if path is not None and (path.is_file() or path.is_symlink()):
                 path.unlink()
                 removed += 1
+            elif path is None:
+                kept.append(rel)
         (self.root / MANIFEST).unlink(missing_ok=True)
         if removed:
             log.info("overwrite=true: removed %d files of the previous run (listed in its manifest)", removed)
-        if self.on_first_write is not None:
-            self.on_first_write()
+        if kept:
+            log.warning("left in place (they lie outside the folder or behind a symbolic link): %s", kept)
+        for rel, text in self.record.items():
+            self.text(rel, text)
 
     def produce(self, write: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Path]:
         """``write(*args, **kwargs)`` (figure code returning the path, or paths, it wrote under ``root``) on the
@@ -142,27 +175,12 @@ class OutputFolder:
         return [Path(p) for p in paths]
 
     def _claim(self, path: str | Path) -> None:
-        """:meth:`_record` for a file about to be written; a file outside ``root`` or the manifest itself is
-        refused (figure code writes its own files only, inside the folder). Links are not followed."""
-        root, target = Path(os.path.abspath(self.root)), Path(os.path.abspath(path))
-        if not target.is_relative_to(root) or target == root / MANIFEST:
-            raise ValueError(f"refusing to write {target}: outputs go inside {root}, and never over its {MANIFEST}")
-        self._record(target.relative_to(root).as_posix())
+        """:meth:`_record` for a file figure code is about to write (its path made relative to ``root``)."""
+        self._record(os.path.relpath(os.path.abspath(path), os.path.abspath(self.root)))
 
     def _record(self, rel: str) -> Path:
         """List ``rel`` in the manifest *before* it is written, so an interrupted run's files stay removable."""
-        if rel in self.foreign:
-            raise FileExistsError(
-                f"{self.root / rel} is a file dirac did not write and this run would replace it; move it, or choose "
-                f"another output folder (hydra.run.dir=...)"
-            )
-        parts = Path(rel).parts
-        for k in range(1, len(parts) + 1):  # an output never goes through a link: it could land anywhere
-            if (self.root.joinpath(*parts[:k])).is_symlink():
-                raise FileExistsError(
-                    f"{self.root.joinpath(*parts[:k])} is a symbolic link and {rel} would be written through it; "
-                    f"remove the link or choose another output folder (hydra.run.dir=...)"
-                )
+        self._check_target(rel)
         self._start()
         if rel not in self.written:
             self.written.append(rel)
@@ -180,14 +198,17 @@ class OutputFolder:
             return write_json(self.root / MANIFEST, data)
 
     def image(self, rel: str, x: Tensor) -> None:
-        """Save one ``(C, H, W)`` image in [0, 1] as PNG at ``root/rel`` (non-finite images are refused)."""
+        """Save one ``(C, H, W)`` image in [0, 1] as PNG at ``root/rel`` (non-finite images are refused, before
+        anything of the previous run is removed)."""
         if self.active:
+            check_finite_image(x, self.root / rel)
             save_image(x, self._record(rel))
 
     def json(self, rel: str, obj: Any) -> None:
-        """Strict JSON (no NaN) at ``root/rel``."""
+        """Strict JSON (no NaN; refused before anything of the previous run is removed) at ``root/rel``."""
         if self.active:
-            write_json(self._record(rel), obj)
+            text = to_json(obj) + "\n"
+            atomic_write(self._record(rel), text)
 
     def adopt(self, paths: Iterable[str | Path]) -> None:
         """Record files written by other code (figures: a PNG and its JSON) under ``root``."""
@@ -195,7 +216,7 @@ class OutputFolder:
             return
         for p in paths:
             p = Path(p)
-            for f in (p, p.with_suffix(".json")):
+            for f in (p, p.with_suffix(".json")) if p.suffix == ".png" else (p,):  # a figure's JSON twin
                 if f.is_file():
                     self._claim(f)
 
