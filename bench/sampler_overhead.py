@@ -18,6 +18,7 @@ For the blur and the inpainting process, on one batch of measurements:
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -65,16 +66,12 @@ def _overhead_ratios(med: dict[str, float], nfe: int, nfe_g: int) -> dict[str, f
     }
 
 
-def bench_process(kind: str, process, args: argparse.Namespace) -> dict[str, Any]:
-    g = torch.Generator().manual_seed(args.seed)
-    net = build_ncsnpp(args.model, image_size=args.image_size).eval()
-    model = Reconstructor(net, process.noise)
-    x0 = bu.smooth_images(args.batch_size, net.config.channels, args.image_size, args.seed)
-    y = process.measure(x0, g)
-    t1 = torch.ones(args.batch_size)
-    plain = sampler_from_config(process, bu.sampler_settings(args.steps))
-    guided = sampler_from_config(process, bu.sampler_settings(args.steps, guidance="std", guidance_strength=args.rho))
-    outputs: dict[str, torch.Tensor] = {}
+def _timed_calls(
+    model, plain: ReverseSampler, guided: ReverseSampler, y: torch.Tensor, seed: int, outputs: dict[str, Any]
+) -> dict[str, Callable[[], None]]:
+    """The timed callables: the network alone (F, FB), its calls in a sampler's order (L, Lg), whole samplers with
+    the network (W, Wg) and with the identity model (O, Og); the samplers' outputs land in ``outputs``."""
+    t1 = torch.ones(y.shape[0])
 
     def forward() -> None:
         with torch.no_grad():
@@ -85,7 +82,7 @@ def bench_process(kind: str, process, args: argparse.Namespace) -> dict[str, Any
         out = model(y_in, t1)
         torch.autograd.grad(out.pow(2).sum(), y_in)
 
-    times_grid = [t.expand(args.batch_size) for t in plain.grid.to(y.dtype)]  # t_0 = 1, ..., t_N (NFE values)
+    times_grid = [t.expand(y.shape[0]) for t in plain.grid.to(y.dtype)]  # t_0 = 1, ..., t_N (NFE values)
 
     def loop() -> None:  # the sampler's network calls alone: one forward per grid time
         for t in times_grid:
@@ -100,9 +97,9 @@ def bench_process(kind: str, process, args: argparse.Namespace) -> dict[str, Any
             model(y, times_grid[-1])
 
     def run(name: str, sampler: ReverseSampler, m) -> None:
-        outputs[name] = sampler(m, y, torch.Generator().manual_seed(args.seed))
+        outputs[name] = sampler(m, y, torch.Generator().manual_seed(seed))
 
-    fns = {
+    return {
         "F": forward,
         "FB": forward_backward,
         "L": loop,
@@ -112,10 +109,21 @@ def bench_process(kind: str, process, args: argparse.Namespace) -> dict[str, Any
         "O": lambda: run("O", plain, identity_model),
         "Og": lambda: run("Og", guided, identity_model),
     }
+
+
+def bench_process(kind: str, process, args: argparse.Namespace) -> dict[str, Any]:
+    g = torch.Generator().manual_seed(args.seed)
+    net = build_ncsnpp(args.model, image_size=args.image_size).eval()
+    model = Reconstructor(net, process.noise)
+    x0 = bu.smooth_images(args.batch_size, net.config.channels, args.image_size, args.seed)
+    y = process.measure(x0, g)
+    plain = sampler_from_config(process, bu.sampler_settings(args.steps))
+    guided = sampler_from_config(process, bu.sampler_settings(args.steps, guidance="std", guidance_strength=args.rho))
+    outputs: dict[str, Any] = {}
+    fns = _timed_calls(model, plain, guided, y, args.seed, outputs)
     times = bu.measure(fns, reps=args.reps, warmup=1, min_time={"F": args.min_time, "FB": args.min_time})
     med = {k: v["median"] for k, v in times.items()}
     nfe, nfe_g = outputs["W"].nfe, outputs["Wg"].nfe
-    ratios = _overhead_ratios(med, nfe, nfe_g)
     finite = {k: bool(torch.isfinite(o.output).all()) for k, o in outputs.items()}
     return {
         "process": kind,
@@ -123,7 +131,7 @@ def bench_process(kind: str, process, args: argparse.Namespace) -> dict[str, Any
         "nfe": nfe,
         "nfe_guided": nfe_g,
         "seconds": times,
-        "ratios": ratios,
+        "ratios": _overhead_ratios(med, nfe, nfe_g),
         "outputs_finite": finite,
     }
 
