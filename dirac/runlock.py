@@ -1,4 +1,4 @@
-"""One training per run folder: an exclusive ``fcntl.flock`` on ``RUN/.dirac.lock``.
+"""One dirac run (training or sampling) per run folder: an exclusive ``fcntl.flock`` on ``RUN/.dirac.lock``.
 
 The lock belongs to the open file, so the kernel releases it when the process ends however it ends (SIGKILL
 included): a stale lock file never blocks a later run. The file records the holder's PID and host so a refused
@@ -11,8 +11,12 @@ from __future__ import annotations
 import fcntl
 import os
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
+
+from .distributed import on_main
 
 LOCK_NAME = ".dirac.lock"
 
@@ -39,7 +43,7 @@ class RunLock:
             holder = _read_holder(fd)
             os.close(fd)
             raise RunLockedError(
-                f"run folder {self.run_dir} is in use by another training ({holder}); wait for it to finish, "
+                f"run folder {self.run_dir} is in use by another dirac run ({holder}); wait for it to finish, "
                 f"stop it, or pick another hydra.run.dir"
             ) from None
         os.ftruncate(fd, 0)
@@ -59,6 +63,18 @@ class RunLock:
 
     def __exit__(self, kind: type[BaseException] | None, err: BaseException | None, tb: TracebackType | None) -> None:
         self.release()
+
+
+@contextmanager
+def hold_run_folder(run_dir: str | Path) -> Iterator[None]:
+    """``with hold_run_folder(run_dir): ...``: the main process holds :class:`RunLock` for the block; when another
+    run holds the folder every rank raises :class:`RunLockedError` (no rank waits for a peer that stopped)."""
+    lock = RunLock(run_dir)
+    on_main(lambda: lock.acquire() is None)
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _read_holder(fd: int) -> str:

@@ -69,7 +69,12 @@ def test_two_processes_train_in_sync_and_write_one_set_of_files(straight):
     assert len(ranks) == 2 and not torch.equal(ranks[0]["generator"], ranks[1]["generator"])
     # exactly one set of outputs: the run folder alone in its parent, no temporary or duplicate files
     assert [p.name for p in straight.parent.iterdir()] == ["run"]
-    assert sorted(p.name for p in (straight / "checkpoints").iterdir()) == ["last", "step_0000002", "step_0000004"]
+    assert sorted(p.name for p in (straight / "checkpoints").iterdir()) == [
+        ".dirac-training",
+        "last",
+        "step_0000002",
+        "step_0000004",
+    ]
     log = [json.loads(line) for line in (straight / "train_log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3, 4]  # one line per step, not one per process
     assert sorted(p.name for p in (straight / "samples").iterdir()) == ["step_0000002.png", "step_0000004.png"]

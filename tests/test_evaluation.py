@@ -245,7 +245,8 @@ def test_overwrite_never_follows_a_manifest_outside_the_folder(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     (run / "manifest.json").write_text(json.dumps({"format": "dirac-outputs", "files": ["../outside.txt"]}))
-    OutputFolder(run).prepare(overwrite=True)
+    with pytest.raises(ValueError, match="not a path dirac writes"):
+        OutputFolder(run).prepare(overwrite=True)
     assert outside.read_text() == "not dirac's"
     (run / "manifest.json").write_text("{broken")
     with pytest.raises(ValueError, match="not a dirac manifest"):

@@ -94,11 +94,15 @@ def test_overwrite_removes_a_listed_link_not_the_file_it_points_to(tmp_path):
     (root / "sub").symlink_to(root / "keep", target_is_directory=True)
     manifest = {"format": "dirac-outputs", "version": 1, "complete": True, "files": ["a.png", "sub/x.png"]}
     (root / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(FileExistsError, match="sub is a file or link dirac did not write"):
+        OutputFolder(root).prepare(overwrite=True)  # never removed through a linked folder: refused, nothing gone
+    assert (root / "keep" / "x.png").read_text() == "behind a link" and (root / "a.png").is_symlink()
+    (root / "manifest.json").write_text(json.dumps({**manifest, "files": ["a.png"]}))
     out = OutputFolder(root)
     out.prepare(overwrite=True)
     out.json("metrics.json", {"psnr": 1.0})
     assert mine.read_text() == "the user's" and not (root / "a.png").is_symlink()  # the link went, not its target
-    assert (root / "keep" / "x.png").read_text() == "behind a link"  # never removed through a linked folder
+    assert (root / "keep" / "x.png").read_text() == "behind a link"
 
 
 def test_a_run_refused_after_the_folder_check_leaves_the_previous_run_in_place(tmp_path):

@@ -43,9 +43,9 @@ def sample_inprocess(*args: str) -> subprocess.CompletedProcess:
 
 
 def _user_files(root: Path) -> dict[str, str]:
-    """Checksums of everything under ``root`` except Hydra's job log (``.hydra/`` counts: dirac writes it only once
-    the run holds its folder, so a refused run leaves another run's record alone)."""
-    return {k: v for k, v in checksums(root).items() if not k.endswith("sample.log")}
+    """Checksums of everything under ``root`` except Hydra's job log and the run lock's file (``.hydra/`` counts:
+    dirac writes it only once the run holds its folder, so a refused run leaves another run's record alone)."""
+    return {k: v for k, v in checksums(root).items() if not k.endswith(("sample.log", ".dirac.lock"))}
 
 
 def _png(path: Path, size=(16, 16), colour=(40, 100, 200)) -> None:

@@ -23,11 +23,12 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from dirac.cli import hydra_record
-from dirac.distributed import init_processes, is_main, launched_ranks, shared_folder
+from dirac.cli import hydra_command, hydra_record
+from dirac.distributed import init_processes, is_main, launched_ranks, on_main, shared_folder
 from dirac.evaluation.settings import check_settings, stopping_points
 from dirac.evaluation.uncertainty_settings import UNCERTAINTY_MODES, check_uncertainty_settings
-from dirac.shipped import resolve_checkpoint
+from dirac.runlock import hold_run_folder
+from dirac.shipped import refuse_shipped, resolve_checkpoint
 from dirac.stopping_choice import CHOICE_FILE, weights_fingerprint
 
 if TYPE_CHECKING:
@@ -133,11 +134,19 @@ def run(cfg: dict[str, Any], out_dir: Path, job_log: str, record: dict[str, str]
 
         require_wandb()  # a missing extra or a bad logger value stops before any work
         wandb_init_kwargs(cfg["logger"], out_dir)
+    job = load_job(cfg, device)
+    plan_mode(cfg, job)  # every setting refused here leaves no trace in out_dir
+    on_main(refuse_shipped, out_dir, "write outputs")  # before the lock file is made in it
+    with hold_run_folder(out_dir):  # one dirac run per folder: two at once would mix their outputs
+        return _run_held(cfg, job, out_dir, job_log, record)
+
+
+def _run_held(cfg: dict[str, Any], job: Job, out_dir: Path, job_log: str,
+              record: dict[str, str] | None) -> dict[str, Any]:  # fmt: skip
+    """:func:`run` once the folder is held: the folder's checks, the mode and the outputs."""
     from dirac.evaluation import Context, OutputFolder, SamplerRestorer
     from dirac.factory import sampler_from_config
 
-    job = load_job(cfg, device)
-    plan_mode(cfg, job)
     out = OutputFolder(out_dir, ignore=[job_log], record=record)
     out.prepare(cfg["overwrite"])
 
@@ -331,14 +340,9 @@ def report(summary: dict[str, Any], out_dir: Path) -> None:
 
 
 @hydra.main(config_path="pkg://dirac.configs", config_name="sample", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def _main(cfg: DictConfig) -> None:
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
-    if hc.output_subdir is not None:
-        raise SystemExit(
-            f"error: hydra.output_subdir={hc.output_subdir} makes Hydra write its record before dirac checks the "
-            f"folder; leave it null (dirac writes .hydra/ itself, listed in manifest.json)"
-        )
     try:
         record = hydra_record(cfg)  # written with the outputs, not before the folder check (output_subdir: null)
         summary = run(OmegaConf.to_container(cfg, resolve=True), out_dir, f"{hc.job.name}.log", record)
@@ -346,6 +350,11 @@ def main(cfg: DictConfig) -> None:
         raise SystemExit(f"error: {e}") from None
     if is_main():  # under several processes: one report, from the process that wrote the outputs
         report(summary, out_dir)
+
+
+def main() -> None:
+    """``sample.py``, ``dirac-sample``: the Hydra application as dirac's command (:func:`~dirac.cli.hydra_command`)."""
+    hydra_command(_main)
 
 
 if __name__ == "__main__":

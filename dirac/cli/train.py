@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from dirac.checkpoint import list_checkpoints, require_keys, step_of, verify_checkpoint
-from dirac.cli import hydra_record
+from dirac.cli import hydra_command, hydra_record
 from dirac.degradations import process_from_dict
 from dirac.distributed import broadcast, init_processes, is_main, launched_ranks, on_main, shared_folder
+from dirac.evaluation.outputs import MANIFEST
 from dirac.factory import (
     LOSS_DEFAULTS,
     config_number,
@@ -38,8 +38,8 @@ from dirac.io import atomic_write, to_json, write_json
 from dirac.models import NCSNppConfig, Reconstructor, count_parameters
 from dirac.models.gaussian_prior import fit_gaussian_prior, gaussian_fit_images
 from dirac.models.ncsnpp import GAUSSIAN_INPUTS, PARAMETER_FREE, PRIOR_BUFFERS, stacked_input
-from dirac.runlock import RunLock
-from dirac.shipped import resolve_checkpoint
+from dirac.runlock import hold_run_folder
+from dirac.shipped import refuse_shipped, resolve_checkpoint
 from dirac.tracking import project_of, require_wandb, wandb_init_kwargs
 from dirac.training import TrainConfig, Trainer, train_config_from_dict
 
@@ -341,21 +341,13 @@ def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = No
     teacher = _distillation_teacher(c, loaded_teacher, process)
     if net.config.input in GAUSSIAN_INPUTS and resume_from is None:
         _fit_gaussian_input(net, train_set)
+    run_state = _run_state(c, state, changes, init, loaded_teacher)
+    trainer = _make_trainer(c, tcfg, net, process, train_set, val_set, out, run_state, teacher)  # refusals first
+    on_main(atomic_write, out / TRAINING_MARK, "the run folder of a dirac training\n")  # before any other file
     if on_start is not None:
         on_start()
     on_main(write_json, out / "schedule.json", process.schedule.to_dict())
     log.info("model: %.2f M parameters; process: %s", count_parameters(net) / 1e6, process)
-    run_state = {"config": c, "model": c["model"], "data": c["data"]}
-    if loaded_teacher is not None:
-        run_state["teacher"] = loaded_teacher[2]
-    if init is not None:
-        run_state["init_from"] = init[2]
-    elif state is not None and "init_from" in state:
-        run_state["init_from"] = state["init_from"]
-    if state is not None:
-        history = list(state.get("config_changes", []))
-        run_state["config_changes"] = history + ([{"step": state["step"], "changes": changes}] if changes else [])
-    trainer = _make_trainer(c, tcfg, net, process, train_set, val_set, out, run_state, teacher)
     on_main(trainer.clean_partial_writes)  # leftovers of a killed write (the main process holds the run lock)
     if init is not None:
         trainer.load_initial_weights(init[0])
@@ -374,6 +366,22 @@ def train(c: dict[str, Any], out: Path, on_start: Callable[[], None] | None = No
     summary["effective_batch_size"] = tcfg.batch_size * trainer.acc.num_processes
     on_main(write_json, out / "train_summary.json", summary, nonfinite="null")
     return summary
+
+
+def _run_state(c: dict[str, Any], state: dict[str, Any] | None, changes: list[str], init: Any, teacher: Any) -> dict:
+    """What every checkpoint of this run records besides its step: the config, where the initial weights and the
+    teacher came from, and the config changes applied on each resume."""
+    run_state = {"config": c, "model": c["model"], "data": c["data"]}
+    if teacher is not None:
+        run_state["teacher"] = teacher[2]
+    if init is not None:
+        run_state["init_from"] = init[2]
+    elif state is not None and "init_from" in state:
+        run_state["init_from"] = state["init_from"]
+    if state is not None:
+        history = list(state.get("config_changes", []))
+        run_state["config_changes"] = history + ([{"step": state["step"], "changes": changes}] if changes else [])
+    return run_state
 
 
 def _make_trainer(c, tcfg, net, process, train_set, val_set, out, run_state, teacher=None) -> Trainer:
@@ -398,6 +406,55 @@ def _make_trainer(c, tcfg, net, process, train_set, val_set, out, run_state, tea
     )
 
 
+TRAINING_FILES = (
+    ".hydra/config.yaml",
+    ".hydra/overrides.yaml",
+    "schedule.json",
+    "train_log.jsonl",
+    "train_summary.json",
+)
+"""Files of fixed names a training writes at the top of its run folder (besides ``checkpoints/`` and ``samples/``)."""
+
+
+TRAINING_MARK = "checkpoints/.dirac-training"
+"""Written by a training before its first other file (a refused run writes none): the folder is a dirac training's."""
+
+
+def earlier_training(out: Path) -> bool:
+    """Whether a dirac training has written into ``out``: its mark, or (a run of a dirac before the mark)
+    ``step_N`` checkpoints."""
+    return (out / TRAINING_MARK).is_file() or bool(list_checkpoints(out / "checkpoints"))
+
+
+def check_training_folder(out: Path) -> None:
+    """Refuse a run folder whose files training would replace without having written them: another command's
+    outputs (a ``manifest.json``, as ``sample.py`` writes), a file where training makes a folder or, where no dirac
+    training wrote before (:func:`earlier_training`), a file of a name training writes (:data:`TRAINING_FILES`,
+    ``samples/``)."""
+    if (out / MANIFEST).exists():
+        raise FileExistsError(
+            f"{out} holds another dirac command's outputs ({MANIFEST}, as sample.py writes); train into a folder of "
+            f"its own (hydra.run.dir=...)"
+        )
+    for folder in (".hydra", "checkpoints", "samples"):
+        if (out / folder).exists() and not (out / folder).is_dir():
+            raise FileExistsError(
+                f"{out / folder} is a file where training makes its {folder}/ folder; move it, or choose "
+                f"another folder (hydra.run.dir=...)"
+            )
+    if earlier_training(out):
+        return
+    taken = [rel for rel in TRAINING_FILES if (out / rel).exists() or (out / rel).is_symlink()]
+    if (out / "samples").is_dir() and any((out / "samples").iterdir()):
+        taken.append("samples/")
+    if taken:
+        raise FileExistsError(
+            f"{out / taken[0]} was not written by a dirac training and this run would replace it; move it (or, "
+            f"from a training interrupted before its first checkpoint, delete it), or choose another folder "
+            f"(hydra.run.dir=...)"
+        )
+
+
 def _write_record(record: dict[str, str], out: Path) -> None:
     for rel, text in record.items():
         atomic_write(out / rel, text)
@@ -412,7 +469,9 @@ def run(cfg: DictConfig, out: Path, record: bool = True) -> dict[str, Any]:
         if launched_ranks() > 1:
             init_processes(cpu=(c.get("trainer") or {}).get("cpu") is True)
             out = shared_folder(out)
-        with RunLock(out) if is_main() else nullcontext():
+        on_main(refuse_shipped, out, "train")  # before the lock file is made in it
+        with hold_run_folder(out):
+            on_main(check_training_folder, out)
             record_it = (lambda: _write_record(hydra_record(cfg), out)) if record and is_main() else None
             return train(c, out, on_start=record_it)
     except (ValueError, TypeError, KeyError, OSError, FloatingPointError, OmegaConfBaseException) as e:
@@ -420,9 +479,14 @@ def run(cfg: DictConfig, out: Path, record: bool = True) -> dict[str, Any]:
 
 
 @hydra.main(config_path="pkg://dirac.configs", config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def _main(cfg: DictConfig) -> None:
     summary = run(cfg, Path(HydraConfig.get().runtime.output_dir))
     print(to_json(summary, nonfinite="null"))
+
+
+def main() -> None:
+    """``train.py``, ``dirac-train``: the Hydra application as dirac's command (:func:`~dirac.cli.hydra_command`)."""
+    hydra_command(_main)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from ..distributed import is_main, on_main, world
 from ..io import atomic_write, before_each_write, check_finite_image, save_image, to_json, write_json
+from ..runlock import LOCK_NAME
 from ..shipped import refuse_shipped
 
 log = logging.getLogger("dirac.sample")
@@ -48,7 +49,23 @@ def read_manifest(folder: Path) -> list[str]:
         files = None
     if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
         raise ValueError(f"{path} is not a dirac manifest; remove it yourself or choose another output folder")
+    odd = [f for f in files if not _written_form(f)]
+    if odd:
+        raise ValueError(
+            f"{path} lists {odd[0]!r}, not a path dirac writes (relative, normalised, inside the folder); the "
+            f"manifest was edited: remove it yourself or choose another output folder"
+        )
     return files
+
+
+def _written_form(rel: str) -> bool:
+    """Whether ``rel`` has the form of a path dirac lists: relative, normalised (no empty, ``.`` or ``..``
+    components), names a file system takes (no NUL, at most 255 bytes each)."""
+    parts = rel.split("/")
+    try:
+        return all(p not in ("", ".", "..") and "\x00" not in p and len(p.encode()) <= 255 for p in parts)
+    except UnicodeEncodeError:  # a lone surrogate: no name dirac wrote
+        return False
 
 
 def _inside(folder: Path, rel: str) -> Path | None:
@@ -87,7 +104,7 @@ class OutputFolder:
         record: dict[str, str] | None = None,
     ) -> None:
         self.root = Path(root)
-        self.ignore = set(ignore)
+        self.ignore = set(ignore) | {LOCK_NAME}  # the run lock's file stays (removing it would race a waiting run)
         self.written: list[str] = []
         self.foreign: set[str] = set()  # files present before the run that dirac did not write (prepare)
         self.stale: list[str] = []  # the previous run's files, removed just before this run's first write
@@ -111,6 +128,11 @@ class OutputFolder:
             previous += [f for f in HYDRA_RECORD if f in present and f not in previous]
         foreign = [f for f in present if f not in set(previous)]
         self.foreign = set(foreign)  # kept whatever happens: an output of the same name is refused (_record)
+        if (self.root / "checkpoints").is_dir():
+            raise FileExistsError(
+                f"output folder {self.root} holds a training run (checkpoints/); write these outputs "
+                f"to a folder of their own (hydra.run.dir=...)"
+            )
         if (foreign or previous) and not overwrite:
             what = (
                 f"files dirac did not write (e.g. {foreign[0]})"
@@ -123,8 +145,22 @@ class OutputFolder:
             )
         for rel in self.record:  # refused now, before any work, not at the first write
             self._check_target(rel)
-        self.stale = list(previous)
-        return list(previous)
+        self._check_folders([*previous, *self.record])
+        self.stale = [f for f in previous if f not in self.ignore]  # never the job log or the lock, even if listed
+        return list(self.stale)
+
+    def _check_folders(self, paths: Iterable[str]) -> None:
+        """Refuse a file dirac did not write where these outputs' folders go (``figures``, ``.hydra``, …): the run
+        would stop at its write after the previous run's files were removed."""
+        for rel in paths:
+            parts = rel.split("/")[:-1]
+            for k in range(1, len(parts) + 1):
+                folder = "/".join(parts[:k])
+                if folder in self.foreign:
+                    raise FileExistsError(
+                        f"{self.root / folder} is a file or link dirac did not write where outputs go in a folder "
+                        f"of that name; move it, or choose another output folder (hydra.run.dir=...)"
+                    )
 
     def _check_target(self, rel: str) -> Path:
         """``root/rel`` if this run may write it: inside the folder, not the manifest, not through a link, not a
