@@ -135,17 +135,22 @@ def test_a_users_file_where_an_output_folder_goes_is_refused_before_anything_is_
     assert (root / "figures").read_text() == "mine too" and (root / "manifest.json").is_file()
 
 
-@pytest.mark.parametrize("entry", ["./mine.txt", "x/../mine.txt", "reconstructions//mine.txt", "a" * 300])
-def test_an_edited_manifest_entry_never_removes_a_users_file(tmp_path, entry):
-    """Removal and the user-file check see the same names: an entry not in the form dirac writes is refused."""
-    root = tmp_path / "out"
+def _run_listing(root, *entries: str):
+    """A finished run (``metrics.json``) whose manifest was edited to list ``entries`` too."""
     first = OutputFolder(root)
     first.prepare()
     first.json("metrics.json", {"a": 1})
     first.finish()
-    (root / "mine.txt").write_text("keep me")
     data = json.loads((root / "manifest.json").read_text())
-    (root / "manifest.json").write_text(json.dumps({**data, "files": [*data["files"], entry]}))
+    (root / "manifest.json").write_text(json.dumps({**data, "files": [*data["files"], *entries]}))
+    return root
+
+
+@pytest.mark.parametrize("entry", ["./mine.txt", "x/../mine.txt", "reconstructions//mine.txt", "a" * 300])
+def test_an_edited_manifest_entry_never_removes_a_users_file(tmp_path, entry):
+    """Removal and the user-file check see the same names: an entry not in the form dirac writes is refused."""
+    root = _run_listing(tmp_path / "out", entry)
+    (root / "mine.txt").write_text("keep me")
     with pytest.raises(ValueError) as e:
         OutputFolder(root).prepare(overwrite=True)
     assert "not a path dirac writes" in str(e.value) and "\n" not in str(e.value)
@@ -153,15 +158,9 @@ def test_an_edited_manifest_entry_never_removes_a_users_file(tmp_path, entry):
 
 
 def test_a_listed_job_log_or_lock_is_never_removed(tmp_path):
-    root = tmp_path / "out"
-    first = OutputFolder(root)
-    first.prepare()
-    first.json("metrics.json", {"a": 1})
-    first.finish()
+    root = _run_listing(tmp_path / "out", "sample.log", ".dirac.lock")
     (root / "sample.log").write_text("this run's log")
     (root / ".dirac.lock").write_text("pid=1")
-    data = json.loads((root / "manifest.json").read_text())
-    (root / "manifest.json").write_text(json.dumps({**data, "files": [*data["files"], "sample.log", ".dirac.lock"]}))
     again = OutputFolder(root, ignore=["sample.log"])
     assert again.prepare(overwrite=True) == ["metrics.json"]
     again.finish()
