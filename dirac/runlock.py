@@ -70,7 +70,11 @@ def hold_run_folder(run_dir: str | Path) -> Iterator[None]:
     """``with hold_run_folder(run_dir): ...``: the main process holds :class:`RunLock` for the block; when another
     run holds the folder every rank raises :class:`RunLockedError` (no rank waits for a peer that stopped)."""
     lock = RunLock(run_dir)
-    on_main(lambda: lock.acquire() is None)
+
+    def take() -> None:  # returns nothing: on_main sends the result to every rank, and the lock stays here
+        lock.acquire()
+
+    on_main(take)
     try:
         yield
     finally:

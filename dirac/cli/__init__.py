@@ -21,9 +21,8 @@ def check_hydra_overrides(args: list[str]) -> None:
     ``hydra.run.dir`` under a file (Hydra's ``mkdir`` would end in a traceback) or inside the shipped models (Hydra
     would leave its job log there)."""
     for arg in args:
-        key, sep, value = arg.lstrip("+~").partition("=")
-        value = value.strip("'\"")
-        if not sep or arg.startswith("-"):
+        key, value = _override(arg)
+        if value is None:
             continue
         if key == "hydra.output_subdir" and value not in ("null", "~", ""):
             raise SystemExit(
@@ -32,6 +31,13 @@ def check_hydra_overrides(args: list[str]) -> None:
             )
         if key == "hydra.run.dir" and value and "${" not in value:
             _check_run_dir(Path(value))
+
+
+def _override(arg: str) -> tuple[str, str | None]:
+    """``(key, value)`` of a Hydra override (``+``/``++``/``~`` prefixes and quotes dropped); value ``None`` for a
+    flag (``-m``, ``--config-dir``) or an argument without ``=``."""
+    key, sep, value = arg.lstrip("+~").partition("=")
+    return key, (value.strip("'\"") if sep and not arg.startswith("-") else None)
 
 
 def _check_run_dir(path: Path) -> None:
@@ -50,8 +56,7 @@ def hydra_command(app: Callable[[], None]) -> None:
     args = sys.argv[1:]
     check_hydra_overrides(args)
     argv = sys.argv
-    sys.argv = [argv[0], *(a for a in args if a.lstrip("+~").partition("=")[0] != "hydra.output_subdir"),
-                NO_OUTPUT_SUBDIR]  # fmt: skip
+    sys.argv = [argv[0], *(a for a in args if _override(a)[0] != "hydra.output_subdir"), NO_OUTPUT_SUBDIR]
     try:
         app()
     finally:
